@@ -1,0 +1,52 @@
+# The two commands: `make test` and `make train-fau` / `make train-retrieval` (see README.md).
+# Every target bootstraps its own virtualenv in .venv with the tested pins in constraints.txt;
+# a stamp file per extra makes the second call skip the install.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+DEPS   := pyproject.toml constraints.txt
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+PYTEST_ARGS ?=
+
+.PHONY: help install-fau install-retrieval install-dev test bench clean-venv
+
+help:
+	@echo "make test               install fau+retrieval+dev into $(VENV) (once) and run the test suite"
+	@echo "make install-fau        install the fau task only (pip install -e '.[fau]')"
+	@echo "make install-retrieval  install the retrieval task only (pip install -e '.[retrieval]')"
+	@echo "make bench              run the benchmark scripts in tools/ (prints ratios)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.stamp-fau: $(DEPS) | $(BIN)/python
+	$(PIP) -e '.[fau]'
+	@touch $@
+
+$(VENV)/.stamp-retrieval: $(DEPS) | $(BIN)/python
+	$(PIP) -e '.[retrieval]'
+	@touch $@
+
+$(VENV)/.stamp-dev: $(DEPS) | $(BIN)/python
+	$(PIP) -e '.[fau,retrieval,dev]'
+	@touch $(VENV)/.stamp-fau $(VENV)/.stamp-retrieval $@
+
+install-fau: $(VENV)/.stamp-fau
+install-retrieval: $(VENV)/.stamp-retrieval
+install-dev: $(VENV)/.stamp-dev
+
+test: $(VENV)/.stamp-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.stamp-dev
+	@set -e; for script in tools/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+clean-venv:
+	rm -rf $(VENV)

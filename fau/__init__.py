@@ -1,0 +1,1 @@
+"""Facial action unit recognition."""

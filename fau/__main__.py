@@ -1,0 +1,5 @@
+import sys
+
+from fau.cli import main
+
+sys.exit(main())

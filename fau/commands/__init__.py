@@ -1,0 +1,1 @@
+"""`fau` subcommands, discovered by `shared.cli` (one module per command)."""

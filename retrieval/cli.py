@@ -1,0 +1,18 @@
+"""`retrieval` command line: one subcommand per module in `retrieval.commands`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from shared.cli import run_cli
+
+DESCRIPTION = "Image-sentence retrieval: synth, parse, train, evaluate, info, index, search."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli("retrieval", DESCRIPTION, "retrieval.commands", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""`retrieval` subcommands, discovered by `shared.cli` (one module per command)."""
