@@ -1,0 +1,349 @@
+"""`fau prepare`: raw dataset tree -> prepared dataset (layout in `fau.data.table`).
+
+Steps: parse the labels with the dataset's loader (`fau.data.bp4d`, `fau.data.disfa`,
+`fau.data.fpara`); align every frame with the JAA-Net similarity transform (fau-models.md §1.6)
+from its landmark file, or from dlib detection + 68 landmarks when it has none; write the crops,
+the tidy table with 49-point crop landmarks, one fold file per test part with the training-subject
+class weights (§1.7) and co-occurrence prior (§3.2), the VL-FAU language targets (§4.6), and a
+summary of the frames skipped and why.
+
+Resumable: every processed frame is appended to ``OUT/.prepare_journal.jsonl`` right after its
+crop is written; a rerun with the same options reuses journalled frames whose crop exists (and
+journalled skips) instead of reading, detecting and aligning them again. Changing an option that
+affects the crops (size, box_enlarge, alignment, dataset, AU set) starts a fresh journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from fau.aus import BP4D_AUS, DISFA_AUS
+from fau.data import folds as folds_mod
+from fau.data.bp4d import FRAMES_DIR as BP4D_FRAMES_DIR
+from fau.data.bp4d import load_bp4d
+from fau.data.disfa import FRAMES_DIR as DISFA_FRAMES_DIR
+from fau.data.disfa import load_disfa
+from fau.data.fpara import GRADES, load_fpara, load_pau_definitions
+from fau.data.raw import WARNING_REASONS, RawDataset, RawFrame
+from fau.data.stats import class_weights, conditional_agreement, cooccurrence_prior, grade_weights
+from fau.data.table import BASE_COLUMNS, FOLDS_DIR, LANGUAGE_FILE, crop_relpath, write_prepared
+from fau.face.align import align_face
+from fau.face.pipeline import FacePipeline, load_image
+from fau.face.points import to49
+from fau.language.targets import Template, build_targets, load_template
+from shared.errors import UserError
+from shared.io import atomic_open, atomic_path, write_json
+
+DATASETS: tuple[str, ...] = ("bp4d", "disfa", "fpara")
+DEFAULT_AUS: dict[str, tuple[int, ...]] = {"bp4d": BP4D_AUS, "disfa": DISFA_AUS}
+JOURNAL = ".prepare_journal.jsonl"
+JPEG_QUALITY = 95
+
+
+def load_raw(dataset: str, root: Path, aus: Sequence[int] | None,
+             gender_csv: Path | None = None, frames_dir: str | None = None) -> RawDataset:
+    """Run the loader of `dataset` on `root` (`aus` None = every AU column, BP4D layout only;
+    `frames_dir` renames the frame folder of the BP4D/DISFA layouts)."""
+    if dataset == "bp4d":
+        return load_bp4d(root, aus=aus, frames_dir=frames_dir or BP4D_FRAMES_DIR)
+    if dataset == "disfa":
+        if aus is None:
+            raise UserError("--aus all is only for the BP4D layout; DISFA needs an explicit AU list")
+        return load_disfa(root, aus=aus, gender_csv=gender_csv,
+                          frames_dir=frames_dir or DISFA_FRAMES_DIR)
+    if dataset == "fpara":
+        return load_fpara(root)
+    raise UserError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
+
+
+def select_frames(frames: list[RawFrame], limit: int | None) -> list[RawFrame]:
+    """`limit` frames evenly spaced over the sorted list (so every subject can appear), or all."""
+    if limit is None or limit >= len(frames):
+        return frames
+    if limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    picks = np.unique(np.linspace(0, len(frames) - 1, limit).round().astype(int))
+    return [frames[i] for i in picks]
+
+
+def fold_spec(dataset: str, root: Path, subjects: set[str],
+              folds_file: Path | None) -> tuple[folds_mod.FoldSpec, str]:
+    """Fold source, first found: `folds_file`, ``ROOT/folds.yaml``, the shipped published list
+    (bp4d/disfa, when it names at least one subject present), else a seeded 3-way subject split."""
+    base = root if root.is_dir() else root.parent
+    if folds_file is not None:
+        if not folds_file.is_file():
+            raise UserError(f"{folds_file}: fold file not found")
+        return folds_mod.load_fold_spec(folds_file), str(folds_file)
+    if (base / "folds.yaml").is_file():
+        return folds_mod.load_fold_spec(base / "folds.yaml"), str(base / "folds.yaml")
+    if dataset in ("bp4d", "disfa"):
+        spec = folds_mod.shipped_fold_spec(dataset)
+        if spec.subjects() & subjects:
+            return spec, f"published {dataset} lists (fau/data/folds/{dataset}.yaml)"
+    parts = folds_mod.split_subjects(sorted(subjects))
+    return folds_mod.spec_from_parts(dataset, parts), "generated (seeded subject split)"
+
+
+class Journal:
+    """Append-only record of processed frames (module docstring); a torn last line is ignored."""
+
+    def __init__(self, path: Path, options: dict) -> None:
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        header = {"options": options}
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            if lines and _loads(lines[0]) == header:
+                for line in lines[1:]:
+                    entry = _loads(line)
+                    if entry is not None:
+                        self.entries[entry["key"]] = entry
+        if not self.entries:
+            with atomic_open(path, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(header) + "\n")
+        self.handle = open(path, "a", encoding="utf-8")
+
+    def add(self, entry: dict) -> None:
+        """Record one processed frame (flushed at once, so a crash loses at most this line)."""
+        self.entries[entry["key"]] = entry
+        self.handle.write(json.dumps(entry) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        """Close the journal file."""
+        self.handle.close()
+
+
+def _loads(line: str) -> dict | None:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
+
+
+def _write_jpeg(path: Path, image: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+
+
+class FrameAligner:
+    """Turns a raw frame into (crop, 49-point crop landmarks, landmark source) or a skip reason."""
+
+    def __init__(self, align: bool, size: int, box_enlarge: float) -> None:
+        self.align, self.size, self.box_enlarge = align, size, box_enlarge
+        self._pipeline: FacePipeline | None = None
+
+    def pipeline(self) -> FacePipeline:
+        """The dlib face pipeline, built on first use (frames without landmark files only)."""
+        if self._pipeline is None:
+            self._pipeline = FacePipeline(size=self.size, box_enlarge=self.box_enlarge, max_faces=1)
+        return self._pipeline
+
+    def __call__(self, frame: RawFrame) -> tuple[np.ndarray, np.ndarray, str] | str:
+        """(crop, (49, 2) crop landmarks, "file"|"detector"|"none") or a skip reason."""
+        try:
+            image = load_image(frame.image)
+        except UserError:
+            return "unreadable_image"
+        if not self.align:
+            return self._resize(image, frame.landmarks)
+        if frame.landmarks is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                try:
+                    aligned = align_face(image, frame.landmarks, self.size, self.box_enlarge)
+                except ValueError:
+                    return "bad_landmarks"
+            if not np.all(np.isfinite(aligned.matrix)):
+                return "bad_landmarks"
+            return aligned.image, to49(aligned.landmarks), "file"
+        results = self.pipeline().process(image)
+        if not results:
+            return "no_face"
+        return results[0].aligned.image, to49(results[0].aligned.landmarks), "detector"
+
+    def _resize(self, image: np.ndarray, landmarks: np.ndarray | None) -> tuple:
+        """--no-align: the whole frame resized to size x size, landmarks scaled alike."""
+        import cv2
+
+        height, width = image.shape[:2]
+        crop = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        if landmarks is None:
+            return crop, np.full((49, 2), np.nan, dtype=np.float32), "none"
+        scale = np.array([self.size / width, self.size / height], dtype=np.float32)
+        return crop, to49(landmarks).astype(np.float32) * scale, "file"
+
+
+def process_frames(frames: list[RawFrame], out: Path, aligner: FrameAligner, journal: Journal,
+                   progress: bool) -> Iterator[tuple[RawFrame, dict]]:
+    """Yield (frame, journal entry) for every frame, reusing journalled work (resumable)."""
+    for frame in tqdm(frames, desc="prepare", unit="frame", disable=not progress):
+        entry = journal.entries.get(frame.key)
+        if entry is not None and (entry["status"] == "skip" or (out / entry["path"]).is_file()):
+            yield frame, {**entry, "resumed": True}
+            continue
+        result = aligner(frame)
+        if isinstance(result, str):
+            entry = {"key": frame.key, "status": "skip", "reason": result}
+        else:
+            crop, landmarks, source = result
+            rel = crop_relpath(frame.subject, frame.sequence, frame.frame)
+            _write_jpeg(out / rel, crop)
+            entry = {"key": frame.key, "status": "ok", "path": rel, "source": source,
+                     "landmarks": np.round(landmarks.astype(np.float64), 3).tolist()}
+        journal.add(entry)
+        yield frame, entry
+
+
+def _fold_statistics(fold: folds_mod.Fold, table: pd.DataFrame, raw: RawDataset) -> dict:
+    """Fold file content: subjects, frame counts, training-subject weights and prior."""
+    split = table["subject"].map(fold.split_of)
+    train = table[split == "train"]
+    record = {**fold.to_dict(),
+              "frames": {s: int((split == s).sum()) for s in ("train", "val", "test")}}
+    if raw.aus:
+        labels = train[list(raw.columns)].to_numpy(dtype=np.int8)
+        known = bool(len(labels)) and bool((labels >= 0).any())
+        record["class_weights"] = (dict(zip(raw.columns, class_weights(labels).round(6).tolist()))
+                                   if known else None)
+        record["prior_aus"] = list(raw.columns)
+        record["prior"] = cooccurrence_prior(labels).round(6).tolist() if known else None
+        record["prior_p"] = conditional_agreement(labels).round(6).tolist() if known else None
+    else:
+        grades = train["grade"].to_numpy()
+        weights = grade_weights(grades, len(GRADES)).round(6).tolist() if len(grades) else None
+        record["class_weights"] = dict(zip(GRADES, weights)) if weights else None
+    return record
+
+
+def prepare(
+    dataset: str,
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    aus: Sequence[int] | None | str = "default",
+    limit: int | None = None,
+    align: bool = True,
+    size: int = 200,
+    box_enlarge: float = 2.9,
+    template: str | os.PathLike | None = None,
+    gender_csv: str | os.PathLike | None = None,
+    pau_yaml: str | os.PathLike | None = None,
+    folds_file: str | os.PathLike | None = None,
+    frames_dir: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Prepare `dataset` from the raw tree `root` into `out` (layout: `fau.data.table`).
+
+    `aus`: ``"default"`` (the dataset's evaluated AUs), None (BP4D layout: every AU column present,
+    e.g. SynFACS's 15) or an explicit AU list. `limit` keeps that many frames, evenly spaced.
+    `align=False` writes the frames resized to `size` (for already aligned faces). `frames_dir`
+    replaces the layout's frame folder name (``images`` / ``Images_LeftCamera``). Returns the
+    summary that is also written to ``out/summary.json``.
+    """
+    start = time.time()
+    root, out = Path(root), Path(out)
+    if not root.exists():
+        raise UserError(f"{root}: raw dataset root not found")
+    if size < 16:
+        raise UserError(f"--size must be at least 16, got {size}")
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
+    chosen = DEFAULT_AUS.get(dataset) if aus == "default" else aus
+    raw = load_raw(dataset, root, chosen, Path(gender_csv) if gender_csv else None, frames_dir)
+    if not raw.frames:
+        raise UserError(f"{root}: no usable frames (skipped: {dict(raw.skips) or 'none'})")
+    frames = select_frames(raw.frames, limit)
+    lang_template = load_template(template) if raw.aus else None
+    pau_defs = load_pau_definitions(pau_yaml) if dataset == "fpara" else None
+    spec, fold_source = fold_spec(dataset, root, {f.subject for f in raw.frames},
+                                  Path(folds_file) if folds_file else None)
+
+    out.mkdir(parents=True, exist_ok=True)
+    options = {"dataset": dataset, "columns": list(raw.columns), "align": align, "size": size,
+               "box_enlarge": box_enlarge, "root": str(root.resolve())}
+    journal = Journal(out / JOURNAL, options)
+    skips: Counter = Counter({k: n for k, n in raw.skips.items() if k not in WARNING_REASONS})
+    sources: Counter = Counter()
+    rows, landmarks, resumed = [], [], 0
+    try:
+        for frame, entry in process_frames(frames, out, FrameAligner(align, size, box_enlarge),
+                                           journal, progress):
+            resumed += bool(entry.get("resumed"))
+            if entry["status"] == "skip":
+                skips[entry["reason"]] += 1
+                continue
+            sources[entry["source"]] += 1
+            rows.append([entry["path"], frame.subject, frame.sequence, frame.frame, frame.gender,
+                         *frame.labels.tolist()])
+            landmarks.append(np.asarray(entry["landmarks"], dtype=np.float32))
+    finally:
+        journal.close()
+    if not rows:
+        raise UserError(f"{root}: every frame was skipped ({dict(skips)})")
+    table = pd.DataFrame(rows, columns=[*BASE_COLUMNS, *raw.columns])
+    lm = np.stack(landmarks).astype(np.float32)
+
+    folds = spec.folds()
+    for fold in folds:
+        write_json(out / FOLDS_DIR / f"{fold.name}.json",
+                   _fold_statistics(fold, table, raw))
+    meta = {"dataset": dataset, "task": "au" if raw.aus else "paralysis",
+            "columns": list(raw.columns), "aus": list(raw.aus), "crop_size": size,
+            "box_enlarge": box_enlarge, "aligned": align, "landmark_points": 49,
+            "folds": [f.name for f in folds], "fold_source": fold_source,
+            "source_root": str(root.resolve())}
+    summary_extra: dict = {}
+    if lang_template is not None:
+        summary_extra = _write_language(out, table, raw, lang_template)
+        meta["template_version"] = lang_template.version
+    if pau_defs is not None:
+        meta["grades"] = list(GRADES)
+        meta["pau_version"] = pau_defs.version
+        with atomic_path(out / "pau.yaml") as tmp:
+            shutil.copyfile(pau_defs.path, tmp)
+    write_prepared(out, meta, table, lm)
+
+    in_folds = spec.subjects()
+    summary = {
+        "dataset": dataset,
+        "frames_labelled": len(raw.frames) + raw.dropped(),
+        "frames_selected": len(frames),
+        "frames_kept": len(table),
+        "frames_resumed": resumed,
+        "skipped": dict(sorted(skips.items())),
+        "warnings": {k: n for k, n in sorted(raw.skips.items()) if k in WARNING_REASONS},
+        "landmark_source": dict(sorted(sources.items())),
+        "subjects": int(table["subject"].nunique()),
+        "subjects_without_fold": sorted(set(table["subject"]) - in_folds),
+        "fold_source": fold_source,
+        **summary_extra,
+        "seconds": round(time.time() - start, 2),
+    }
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _write_language(out: Path, table: pd.DataFrame, raw: RawDataset, template: Template) -> dict:
+    """Write ``language.jsonl`` + the template copy; AUs the template lacks get no sentences."""
+    covered = [a for a in raw.aus if a in template.aus]
+    columns = [f"AU{a}" for a in covered]
+    targets = build_targets(table[columns].to_numpy(dtype=np.int8), covered,
+                            table["gender"].tolist(), template)
+    with atomic_open(out / LANGUAGE_FILE, "w", encoding="utf-8") as handle:
+        for target in targets:
+            handle.write(json.dumps(target, ensure_ascii=False) + "\n")
+    with atomic_path(out / "language_template.yaml") as tmp:
+        shutil.copyfile(template.path, tmp)
+    return {"language_aus_without_template": [f"AU{a}" for a in raw.aus if a not in template.aus]}
