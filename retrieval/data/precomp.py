@@ -1,0 +1,347 @@
+"""Pre-computed region features in the SCAN / VSE∞ "precomp" layout: find, validate, memory-map.
+
+Spec: retrieval-models.md §1.2 (visual inputs) and §1.4 (datasets); anchors-retrieval.md §2.1.
+
+Two public layouts hold the same files:
+
+* SCAN:  ``DATA/{name}_precomp/{split}_ims.npy``
+* VSE∞:  ``DATA/{name}/precomp/{split}_ims.npy``
+
+Per split: ``{split}_ims.npy`` (N, 36, 2048) float32, ``{split}_caps.txt`` (5 consecutive lines per
+image, caption j belongs to image j // 5), optional ``{split}_ids.txt`` and optional side arrays
+(``SIDE_ARRAYS``) plus a visual scene-graph file ``{split}_scene_graphs.jsonl``.
+
+How a path given by the user is resolved (`resolve_precomp_dir`):
+
+1. a folder that itself holds ``*_caps.txt`` is the precomp folder; its dataset name is the folder
+   name without ``_precomp`` (SCAN), the parent's name when the folder is called ``precomp`` (VSE∞),
+   else the folder name;
+2. otherwise ``DATA/{name}_precomp`` or ``DATA/{name}/precomp`` (also ``DATA/precomp``) is looked for;
+   without ``name`` exactly one such folder must exist.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+
+from shared.errors import UserError
+
+KNOWN_SPLITS = ("train", "dev", "test", "testall")
+CAPTIONS_PER_IMAGE = 5
+DEV_MAX_IMAGES = 1000
+NUM_REGIONS = 36
+FEATURE_DIM = 2048
+GRID_CELLS = 49
+SEG_CLASSES = 133
+SEG_GRID = 7
+SEG_MAP_SIZE = 64
+FINITE_SAMPLE_ROWS = 256
+FULL_CHECK_CHUNK_BYTES = 64 * 2**20
+
+# side array name -> symbolic shape after the image axis (sizes filled in by `load_split`; "box" = 4 or more)
+SIDE_ARRAYS: dict[str, tuple[str, ...]] = {
+    "boxes": ("regions", "box"),
+    "image_sizes": ("2",),
+    "grid": ("grid", "dim"),
+    "segmentations": ("classes", "seg_grid", "seg_grid"),
+    "seg_maps": ("seg_map", "seg_map"),
+    "cat_onehots": ("classes",),
+}
+
+
+@dataclass(frozen=True)
+class PrecompDir:
+    """A folder holding one dataset's per-split precomp files."""
+
+    path: Path
+    name: str
+    layout: Literal["scan", "vse_infty", "flat"]
+
+    def file(self, split: str, suffix: str) -> Path:
+        """Path of ``{split}_{suffix}`` in this folder (e.g. ``suffix='ims.npy'``)."""
+        return self.path / f"{split}_{suffix}"
+
+    def splits(self) -> list[str]:
+        """Splits that have a caption file: known splits in protocol order, then others sorted."""
+        found = {p.name[: -len("_caps.txt")] for p in self.path.glob("*_caps.txt")}
+        return [s for s in KNOWN_SPLITS if s in found] + sorted(found - set(KNOWN_SPLITS))
+
+
+def _has_captions(path: Path) -> bool:
+    return path.is_dir() and any(path.glob("*_caps.txt"))
+
+
+def _describe(path: Path) -> PrecompDir:
+    if path.name.endswith("_precomp") and len(path.name) > len("_precomp"):
+        return PrecompDir(path, path.name[: -len("_precomp")], "scan")
+    if path.name == "precomp":
+        return PrecompDir(path, path.parent.name, "vse_infty")
+    return PrecompDir(path, path.name, "flat")
+
+
+def resolve_precomp_dir(data: str | Path, name: str | None = None) -> PrecompDir:
+    """Find the precomp folder for `data` (a dataset root or the precomp folder itself).
+
+    Implements the SCAN and VSE∞ layouts of anchors-retrieval.md §2.1; see the module docstring for
+    the resolution order.
+    """
+    root = Path(data)
+    if not root.is_dir():
+        raise UserError(f"--data {root}: not a directory")
+    if _has_captions(root):
+        found = _describe(root.resolve())
+        return found if name is None else PrecompDir(found.path, name, found.layout)
+    if name is not None:
+        candidates = [root / f"{name}_precomp", root / name / "precomp"]
+    else:
+        candidates = sorted(root.glob("*_precomp")) + sorted(root.glob("*/precomp")) + [root / "precomp"]
+    hits = [c for c in candidates if _has_captions(c)]
+    if not hits:
+        wanted = f"{name}_precomp/ or {name}/precomp/" if name else "NAME_precomp/ or NAME/precomp/"
+        raise UserError(f"--data {root}: no precomp dataset found (expected {wanted} holding SPLIT_caps.txt)")
+    if len(hits) > 1:
+        names = ", ".join(str(h.relative_to(root)) for h in hits)
+        raise UserError(f"--data {root}: several datasets ({names}); pass a dataset name or point at one")
+    found = _describe(hits[0].resolve())
+    return found if name is None else PrecompDir(found.path, name, found.layout)
+
+
+def read_captions(path: Path) -> list[str]:
+    """Read a ``{split}_caps.txt`` file as UTF-8 text, one stripped caption per line.
+
+    Captions are decoded here, never ``str()``-ed from bytes: the py2→py3 port bug of the SCAN lineage
+    tokenised the ``b'...'`` repr (anchors-retrieval.md §2.3).
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: caption file not found")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    captions = [line.strip() for line in text.splitlines()]
+    for number, caption in enumerate(captions, start=1):
+        if not caption:
+            raise UserError(f"{path}: line {number} is an empty caption")
+    return captions
+
+
+def check_captions_per_image(captions: Sequence[str], n_images: int, caps_path: Path, ims_path: Path) -> None:
+    """Enforce the 5-captions-per-image rule (caption j ↔ image j // 5), retrieval-models.md §1.4."""
+    expected = CAPTIONS_PER_IMAGE * n_images
+    if len(captions) != expected:
+        raise UserError(
+            f"{caps_path}: {len(captions)} captions for {n_images} images in {ims_path.name}; "
+            f"expected {CAPTIONS_PER_IMAGE} per image ({expected})"
+        )
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
+
+
+def _check_shape(array: np.ndarray, path: Path, expected: Sequence[int | None], what: str) -> None:
+    shape = tuple(array.shape)
+    ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
+    if not ok:
+        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise UserError(f"{path}: {what} has shape {shape}, expected {want}")
+
+
+def check_finite(array: np.ndarray, path: Path, mode: Literal["sample", "full", "none"] = "sample") -> None:
+    """Reject NaN/inf values: on an evenly spaced sample of images (cheap) or the whole array in chunks."""
+    if mode == "none" or array.dtype.kind != "f" or len(array) == 0:
+        return
+    n = len(array)
+    if mode == "sample":
+        rows = np.unique(np.linspace(0, n - 1, min(n, FINITE_SAMPLE_ROWS)).astype(np.int64))
+        blocks = [(rows, np.asarray(array[rows]))]
+    else:
+        row_bytes = max(1, array[0].nbytes)
+        step = max(1, FULL_CHECK_CHUNK_BYTES // row_bytes)
+        blocks = ((np.arange(s, min(n, s + step)), np.asarray(array[s : s + step])) for s in range(0, n, step))
+    for rows, block in blocks:
+        finite = np.isfinite(block.reshape(len(rows), -1)).all(axis=1)
+        if not finite.all():
+            raise UserError(f"{path}: NaN or inf values in image {int(rows[np.argmin(finite)])}")
+
+
+def _read_ids(path: Path, n_images: int) -> list[str]:
+    try:
+        ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if len(ids) == CAPTIONS_PER_IMAGE * n_images and n_images != len(ids):
+        groups = [ids[i : i + CAPTIONS_PER_IMAGE] for i in range(0, len(ids), CAPTIONS_PER_IMAGE)]
+        if any(len(set(g)) != 1 for g in groups):
+            raise UserError(f"{path}: per-caption ids differ within one image's 5 captions")
+        ids = [g[0] for g in groups]
+    if len(ids) != n_images:
+        raise UserError(f"{path}: {len(ids)} ids for {n_images} images")
+    return ids
+
+
+def read_scene_graphs(path: Path, n_images: int, n_regions: int) -> list[list[tuple[int, str, int]]]:
+    """Read ``{split}_scene_graphs.jsonl``: one ``{"edges": [[subj_region, "rel", obj_region], ...]}`` per image.
+
+    The visual scene graph feeds HiRE's semantic edges (retrieval-models.md §3.1 ②).
+    """
+    graphs: list[list[tuple[int, str, int]]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            edges = [(int(s), str(r), int(o)) for s, r, o in record["edges"]]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{path}: line {number} is not a scene-graph record ({err})") from None
+        for s, _, o in edges:
+            if not (0 <= s < n_regions and 0 <= o < n_regions):
+                raise UserError(f"{path}: line {number} has region index outside 0..{n_regions - 1}")
+        graphs.append(edges)
+    if len(graphs) != n_images:
+        raise UserError(f"{path}: {len(graphs)} scene graphs for {n_images} images")
+    return graphs
+
+
+@dataclass
+class PrecompSplit:
+    """One split of a precomp dataset: memory-mapped arrays, captions and the caption→image map."""
+
+    name: str
+    split: str
+    directory: Path
+    images: np.ndarray
+    captions: list[str]
+    ids: list[str] | None = None
+    boxes: np.ndarray | None = None
+    image_sizes: np.ndarray | None = None
+    grid: np.ndarray | None = None
+    segmentations: np.ndarray | None = None
+    seg_maps: np.ndarray | None = None
+    cat_onehots: np.ndarray | None = None
+    scene_graphs: list[list[tuple[int, str, int]]] | None = None
+    truncated_from: int | None = field(default=None)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def n_captions(self) -> int:
+        return len(self.captions)
+
+    @property
+    def caption_image(self) -> np.ndarray:
+        """Image index of every caption: caption j belongs to image j // 5 (retrieval-models.md §1.5)."""
+        return np.arange(self.n_captions, dtype=np.int64) // CAPTIONS_PER_IMAGE
+
+    def image_captions(self, index: int) -> list[str]:
+        """The 5 captions of image `index`."""
+        start = CAPTIONS_PER_IMAGE * index
+        return self.captions[start : start + CAPTIONS_PER_IMAGE]
+
+    def side_arrays(self) -> dict[str, np.ndarray]:
+        """The optional side arrays present in this split, by name."""
+        found = {name: getattr(self, name) for name in SIDE_ARRAYS}
+        return {name: value for name, value in found.items() if value is not None}
+
+
+def load_split(
+    data: str | Path | PrecompDir,
+    split: str,
+    *,
+    name: str | None = None,
+    feature_dim: int | None = FEATURE_DIM,
+    num_regions: int | None = NUM_REGIONS,
+    max_images: int | None = None,
+    dev_max_images: int | None = DEV_MAX_IMAGES,
+    finite_check: Literal["sample", "full", "none"] = "sample",
+) -> PrecompSplit:
+    """Load and validate one split (anchors-retrieval.md §2.1).
+
+    Arrays are memory-mapped (``mmap_mode='r'``).  `max_images` truncates any split; when it is None the
+    ``dev`` split is truncated to `dev_max_images` (1,000 images = 5,000 captions, as the public code
+    validates), pass ``dev_max_images=None`` for the full dev set.  `feature_dim=None` / `num_regions=None`
+    accept any feature size / number of regions (real BUTD data: 2048 / 36).  Every malformed input
+    raises a one-line `UserError` naming the file.
+    """
+    if feature_dim is not None and feature_dim <= 0:
+        raise UserError(f"feature_dim must be positive, got {feature_dim}")
+    where = data if isinstance(data, PrecompDir) else resolve_precomp_dir(data, name)
+    ims_path = where.file(split, "ims.npy")
+    caps_path = where.file(split, "caps.txt")
+    if not caps_path.is_file() and not ims_path.is_file():
+        known = ", ".join(where.splits()) or "none"
+        raise UserError(f"{where.path}: no split {split!r} (found: {known})")
+    images = _open_npy(ims_path)
+    _check_shape(images, ims_path, (None, num_regions, feature_dim), "region features")
+    if images.dtype not in (np.float32, np.float16):
+        raise UserError(f"{ims_path}: dtype {images.dtype}, expected float32 (or float16)")
+    n_all = int(images.shape[0])
+    captions = read_captions(caps_path)
+    check_captions_per_image(captions, n_all, caps_path, ims_path)
+    n_regions = int(images.shape[1])
+
+    ids_path = where.file(split, "ids.txt")
+    ids = _read_ids(ids_path, n_all) if ids_path.is_file() else None
+    sizes = {
+        "regions": n_regions, "box": None, "2": 2, "grid": GRID_CELLS, "dim": feature_dim,
+        "classes": SEG_CLASSES, "seg_grid": SEG_GRID, "seg_map": SEG_MAP_SIZE,
+    }
+    side: dict[str, np.ndarray] = {}
+    for key, tail in SIDE_ARRAYS.items():
+        path = where.file(split, f"{key}.npy")
+        if not path.is_file():
+            continue
+        array = _open_npy(path)
+        _check_shape(array, path, (n_all, *[sizes[t] for t in tail]), key)
+        if array.dtype.kind not in "fiub":
+            raise UserError(f"{path}: dtype {array.dtype} is not numeric")
+        if key == "boxes" and array.shape[-1] < 4:
+            raise UserError(f"{path}: boxes need at least 4 columns (x0, y0, x1, y1), got {array.shape[-1]}")
+        side[key] = array[..., :4] if key == "boxes" else array
+    sg_path = where.file(split, "scene_graphs.jsonl")
+    scene_graphs = read_scene_graphs(sg_path, n_all, n_regions) if sg_path.is_file() else None
+
+    for array, path in [(images, ims_path)] + [(a, where.file(split, f"{k}.npy")) for k, a in side.items()]:
+        check_finite(array, path, finite_check)
+
+    limit = max_images if max_images is not None else (dev_max_images if split == "dev" else None)
+    if limit is not None and limit <= 0:
+        raise UserError(f"max_images must be positive, got {limit}")
+    n = n_all if limit is None else min(n_all, limit)
+    return PrecompSplit(
+        name=where.name,
+        split=split,
+        directory=where.path,
+        images=images[:n],
+        captions=captions[: CAPTIONS_PER_IMAGE * n],
+        ids=None if ids is None else ids[:n],
+        scene_graphs=None if scene_graphs is None else scene_graphs[:n],
+        truncated_from=n_all if n < n_all else None,
+        **{key: array[:n] for key, array in side.items()},
+    )
+
+
+def load_split_captions(data: str | Path | PrecompDir, split: str, *, name: str | None = None) -> list[str]:
+    """All captions of a split, checked against the image count in ``{split}_ims.npy`` (no truncation)."""
+    where = data if isinstance(data, PrecompDir) else resolve_precomp_dir(data, name)
+    caps_path = where.file(split, "caps.txt")
+    ims_path = where.file(split, "ims.npy")
+    captions = read_captions(caps_path)
+    check_captions_per_image(captions, int(_open_npy(ims_path).shape[0]), caps_path, ims_path)
+    return captions
