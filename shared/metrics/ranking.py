@@ -53,5 +53,5 @@ def positive_ranks(scores: ArrayLike, positives: ArrayLike, chunk_size: int = 10
         pos_scores = torch.gather(block, 1, idx.clamp(min=0))
         pos_scores = pos_scores.masked_fill(idx < 0, float("-inf"))
         best = pos_scores.max(dim=1, keepdim=True).values
-        ranks[start : start + block.shape[0]] = (block > best).sum(dim=1).cpu()
+        ranks[start : start + block.shape[0]] = torch.count_nonzero(block > best, dim=1).cpu()
     return ranks.numpy()

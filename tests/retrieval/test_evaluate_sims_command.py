@@ -1,0 +1,64 @@
+"""`retrieval evaluate-sims`: table, exact JSON keys, ensembles, one-line errors, hard subset."""
+
+import json
+
+import numpy as np
+
+from retrieval.cli import main
+from retrieval.evaluation.ensemble import save_sims
+from retrieval.evaluation.metrics import METRIC_KEYS, evaluate_sims
+
+
+def test_single_matrix_prints_table_and_writes_exact_keys(tmp_path, capsys):
+    sims = np.random.default_rng(0).standard_normal((8, 40)).astype(np.float32)
+    save_sims(tmp_path / "s.npy", sims)
+    assert main(["evaluate-sims", str(tmp_path / "s.npy"), "--protocol", "full", "--json", str(tmp_path / "m.json")]) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert tuple(record) == METRIC_KEYS
+    assert record == evaluate_sims(sims)
+    out = capsys.readouterr().out
+    assert "R@1" in out and "rSum" in out
+
+
+def test_several_files_are_averaged(tmp_path):
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 8, 40)).astype(np.float32)
+    save_sims(tmp_path / "a.npy", a)
+    save_sims(tmp_path / "b.npy", b)
+    args = ["evaluate-sims", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--protocol", "full", "--json", str(tmp_path / "m.json")]
+    assert main(args) == 0
+    assert json.loads((tmp_path / "m.json").read_text()) == evaluate_sims((a + b) / 2)
+
+
+def test_errors_are_one_line_exit_2(tmp_path, capsys):
+    save_sims(tmp_path / "a.npy", np.zeros((8, 40)))
+    save_sims(tmp_path / "b.npy", np.zeros((9, 45)))
+    assert main(["evaluate-sims", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--protocol", "full"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("retrieval: error:") and "b.npy" in err and "\n" not in err
+    assert main(["evaluate-sims", str(tmp_path / "a.npy"), "--protocol", "f30k"]) == 2
+    assert "f30k needs 1000 images" in capsys.readouterr().err
+    assert main(["evaluate-sims", str(tmp_path / "missing.npy"), "--protocol", "full"]) == 2
+
+
+def test_hard_subset_option(tmp_path, capsys):
+    sims = np.random.default_rng(2).standard_normal((8, 40)).astype(np.float32)
+    save_sims(tmp_path / "s.npy", sims)
+    (tmp_path / "hard.json").write_text(json.dumps({"variants": ["base", "colour_swap", "direction_swap", "both"],
+                                                    "groups": [{"images": [0, 3, 5, 6], "pair": [0, 1]}]}))
+    args = ["evaluate-sims", str(tmp_path / "s.npy"), "--protocol", "full", "--hard", str(tmp_path / "hard.json"),
+            "--json", str(tmp_path / "m.json")]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["hard"]["n_images"] == 4 and tuple(record["hard"]["subset"]) == METRIC_KEYS
+    assert "within-group R@1" in capsys.readouterr().out
+
+
+def test_bad_hard_file_is_a_one_line_error(tmp_path, capsys):
+    save_sims(tmp_path / "s.npy", np.zeros((8, 40), np.float32))
+    (tmp_path / "hard.json").write_text("{}")
+    assert main(["evaluate-sims", str(tmp_path / "s.npy"), "--protocol", "full", "--hard", str(tmp_path / "hard.json")]) == 2
+    assert "hard.json: not a hard-subset file" in capsys.readouterr().err
+    (tmp_path / "far.json").write_text(json.dumps({"groups": [{"images": [0, 1, 2, 30]}]}))
+    assert main(["evaluate-sims", str(tmp_path / "s.npy"), "--protocol", "full", "--hard", str(tmp_path / "far.json")]) == 2
+    assert "image 30" in capsys.readouterr().err
