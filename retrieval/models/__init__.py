@@ -1,0 +1,51 @@
+"""Retrieval model registry: `build_model("smfea" | "3shnet" | "vsepp" | "vse_gpo", config, ...)`.
+
+Every model is two-tower (`retrieval.models.base.TwoTowerRetrievalModel`): `embed_images`, `embed_texts`,
+`forward(batch)` and `compute_losses(image_out, text_out, batch)`.  A model is built from a config
+alone: the ``model:`` section holds the architecture options and ``loss:`` the ranking loss
+(`retrieval.losses.RankingLoss.from_config`: margin, hardest, warm-up, optional IMC).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from shared.errors import UserError
+from shared.registry import Registry
+
+from retrieval.losses import RankingLoss
+from retrieval.models.base import TwoTowerRetrievalModel
+from retrieval.models.baselines import VSEGPO, VSEPP
+from retrieval.models.shnet import ThreeSHNet
+from retrieval.models.smfea import SMFEA
+
+MODELS: Registry[TwoTowerRetrievalModel] = Registry("retrieval model")
+MODELS.register("smfea")(SMFEA)
+MODELS.register("3shnet")(ThreeSHNet)
+MODELS.register("vsepp")(VSEPP)
+MODELS.register("vse_gpo")(VSEGPO)
+
+CONFIG_STEMS = {"smfea": "smfea", "3shnet": "shnet", "vsepp": "vsepp", "vse_gpo": "vse_gpo"}
+"""Config file stem per model name: ``retrieval/configs/<stem>_<dataset|tiny>.yaml``."""
+
+
+def build_model(name: str, config: dict[str, Any], vocab_size: int | None = None,
+                word_vectors: np.ndarray | None = None, bert_dir: str | None = None,
+                pretrained: bool = True) -> TwoTowerRetrievalModel:
+    """The model `name` from a full config (``model:`` and ``loss:`` sections).
+
+    `vocab_size` / `word_vectors` (a (vocab, word_dim) float32 matrix, e.g. GloVe) feed GRU text
+    encoders; `bert_dir` overrides ``model.bert.dir`` for BERT models; ``pretrained=False`` builds
+    BERT with random weights from its config only (parameter counting, tests).
+    """
+    cls = MODELS.get(name)
+    try:
+        loss = RankingLoss.from_config(config.get("loss"))
+        return cls.from_config(dict(config.get("model") or {}), loss, vocab_size, word_vectors, bert_dir, pretrained)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"model {name!r}: {err}") from None
+
+
+__all__ = ["CONFIG_STEMS", "MODELS", "TwoTowerRetrievalModel", "build_model"]

