@@ -15,12 +15,23 @@ export PYTHONHASHSEED := 0
 
 PYTEST_ARGS ?=
 
-.PHONY: help install-fau install-retrieval install-dev test bench clean-venv
+# train-fau / train-retrieval: without MODEL, the main job on the embedded default;
+# with MODEL (and optionally CONFIG, DATA, FOLD, OUT), one model with any config on any prepared data.
+MODEL  ?=
+CONFIG ?=
+DATA   ?=
+FOLD   ?= part3
+OUT    ?=
+FAU_DEFAULT := runs/fau-default
+
+.PHONY: help install-fau install-retrieval install-dev test bench clean-venv train-fau
 
 help:
 	@echo "make test               install fau+retrieval+dev into $(VENV) (once) and run the test suite"
 	@echo "make install-fau        install the fau task only (pip install -e '.[fau]')"
 	@echo "make install-retrieval  install the retrieval task only (pip install -e '.[retrieval]')"
+	@echo "make train-fau          SynFACS -> prepare -> train every FAU model (tiny) -> eval -> table"
+	@echo "make train-fau MODEL=mgrrnet [CONFIG=mgrrnet_bp4d DATA=prepared/bp4d FOLD=part1 OUT=runs/x]"
 	@echo "make bench              run the benchmark scripts in tools/ (prints ratios)"
 
 $(BIN)/python:
@@ -44,6 +55,17 @@ install-dev: $(VENV)/.stamp-dev
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+train-fau: $(VENV)/.stamp-fau
+ifeq ($(MODEL),)
+	$(BIN)/fau run-default --out $(FAU_DEFAULT)
+else
+	$(if $(DATA),,$(BIN)/fau run-default --out $(FAU_DEFAULT) --models)
+	$(BIN)/fau train --model $(MODEL) --config $(or $(CONFIG),$(MODEL)_tiny) --fold $(FOLD) \
+	  --data $(or $(DATA),$(FAU_DEFAULT)/synfacs/prepared) --out $(or $(OUT),runs/$(MODEL)-$(FOLD))
+	$(BIN)/fau eval --checkpoint $(or $(OUT),runs/$(MODEL)-$(FOLD))/best.safetensors --fold $(FOLD) \
+	  --data $(or $(DATA),$(FAU_DEFAULT)/synfacs/prepared) --json $(or $(OUT),runs/$(MODEL)-$(FOLD))/eval.json
+endif
 
 bench: $(VENV)/.stamp-dev
 	@set -e; for script in tools/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done

@@ -183,3 +183,12 @@ def gaussian_attention(centres: Any, sigma: Any, size: int = 44, crop: int = 176
     distance2 = dy2[..., :, None] + dx2[..., None, :]
     maps = torch.exp(-distance2 / (2.0 * sigma[..., None, None, None] ** 2))
     return maps.amax(dim=-3)
+
+
+def dataset_for_aus(aus: Sequence[int]) -> str:
+    """The named AU set (bp4d, disfa, synfacs) equal to `aus`, whose centre rules a model uses."""
+    for name, members in DATASET_AUS.items():
+        if tuple(int(a) for a in aus) == members:
+            return name
+    raise UserError(f"AU set {list(aus)} is none of the known sets ({', '.join(DATASET_AUS)}); "
+                    "prepare the data with one of them (fau prepare --aus)")

@@ -110,3 +110,28 @@ def split_prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str
     """The tensors stored under ``prefix/`` with the prefix removed (e.g. ``optim/``)."""
     head = prefix.rstrip("/") + "/"
     return {name[len(head) :]: t for name, t in tensors.items() if name.startswith(head)}
+
+
+def load_matching(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    """Initialise from another run (``--init-from``: DISFA from BP4D, F30K from COCO).
+
+    Copies every tensor whose name and shape match and returns (loaded, skipped) names, so the
+    caller can say what was *not* transferred (never a silent ``strict=False``).
+    """
+    state = module.state_dict()
+    loaded, skipped = [], []
+    for name, value in state.items():
+        source = tensors.get(name)
+        if source is not None and tuple(source.shape) == tuple(value.shape):
+            state[name] = source
+            loaded.append(name)
+        else:
+            skipped.append(name)
+    module.load_state_dict(state)
+    return loaded, skipped
+
+
+def describe_transfer(source: str | Path, loaded: list[str], skipped: list[str]) -> str:
+    """One line for the log: how many tensors came from `source` and which stayed fresh."""
+    head = ", ".join(skipped[:6]) + (" ..." if len(skipped) > 6 else "")
+    return f"init from {source}: {len(loaded)} tensors loaded, {len(skipped)} kept fresh" + (f" ({head})" if skipped else "")

@@ -51,6 +51,10 @@ JOURNAL = ".prepare_journal.jsonl"
 JPEG_QUALITY = 95
 
 
+#: file a SynFACS raw tree carries; its prepared data is marked synthetic (no paper comparison)
+SYNTHETIC_MARKER = "synfacs_truth.json"
+
+
 def load_raw(dataset: str, root: Path, aus: Sequence[int] | None,
              gender_csv: Path | None = None, frames_dir: str | None = None) -> RawDataset:
     """Run the loader of `dataset` on `root` (`aus` None = every AU column, BP4D layout only;
@@ -303,7 +307,8 @@ def prepare(
             "columns": list(raw.columns), "aus": list(raw.aus), "crop_size": size,
             "box_enlarge": box_enlarge, "aligned": align, "landmark_points": 49,
             "folds": [f.name for f in folds], "fold_source": fold_source,
-            "source_root": str(root.resolve())}
+            "source_root": str(root.resolve()),
+            "synthetic": (root / SYNTHETIC_MARKER).is_file()}
     summary_extra: dict = {}
     if lang_template is not None:
         summary_extra = _write_language(out, table, raw, lang_template)

@@ -32,7 +32,7 @@ columns: ``AU<k>`` with 1 active, 0 inactive, -1 unknown (AU datasets), or ``gra
 
 ``dataset.json`` keys: ``format`` (``fau-prepared/1``), ``dataset``, ``task`` (``au`` or
 ``paralysis``), ``columns`` (label column names), ``aus`` (AU numbers; empty for paralysis),
-``grades`` (paralysis only), ``n_frames``, ``crop_size``, ``box_enlarge``, ``aligned`` (false
+``grades`` (paralysis only), ``synthetic`` (true for SynFACS), ``n_frames``, ``crop_size``, ``box_enlarge``, ``aligned`` (false
 with --no-align: crops are the frames resized), ``landmark_points`` (49), ``folds``
 (fold names), ``template_version`` (AU datasets), ``source_root``.
 """

@@ -1,0 +1,36 @@
+"""Train a FAU model on one fold of a prepared dataset.
+
+Example: ``fau train --model algrnet --data runs/synfacs/prepared --fold part3 --config algrnet_tiny
+--out runs/algrnet train.epochs=4``.  Re-running with the same --out resumes from its last epoch.
+Works under ``torchrun --nproc_per_node 2 -m fau train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a model (ALGRNet, MGRR-Net, VL-FAU) on a prepared dataset fold"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="registered model name (see `fau info --list`)")
+    parser.add_argument("--data", required=True, help="prepared dataset folder (from `fau prepare`)")
+    parser.add_argument("--fold", default="part3", help="fold named by its test part (default part3)")
+    parser.add_argument("--config", required=True, help="YAML path or packaged config name, e.g. algrnet_tiny")
+    parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
+    parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
+    parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fau.train import CONFIG_DIR
+    from shared.config import load_run_config
+    from fau.train import train
+
+    config = load_run_config(args.config, CONFIG_DIR, args.overrides)
+    best = train(args.model, args.data, args.fold, config, args.out, device=args.device,
+                 init_from=args.init_from, show_progress=not args.no_progress)
+    print(f"best checkpoint: {best}")
+    return 0

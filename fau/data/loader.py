@@ -1,0 +1,80 @@
+"""Torch view of a prepared dataset: aligned crops → normalised training/evaluation batches.
+
+Each item is a dict (the batch keys every FAU model reads, see `fau.models.base`):
+``image`` float32 (3, crop, crop) normalised with mean = std = 0.5 (fau-models.md §1.6),
+``labels`` int64 (A,) in {-1, 0, 1}, ``landmarks`` float32 (49, 2) in crop pixels, ``index`` (row).
+Training items take a random crop and a horizontal flip that also permutes the landmarks; the
+randomness of item i in epoch e is drawn from a generator seeded by (seed, e, i), so a run resumed
+at epoch e sees exactly the crops an uninterrupted run would.  Evaluation items take the centre crop.
+The stored 200-px crops are first resized to ``image_size`` (the tiny CPU configs use smaller faces).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fau.data.table import PreparedDataset
+from fau.face.align import centre_crop, random_crop_flip
+from fau.face.pipeline import load_image
+
+MEAN = 0.5
+STD = 0.5
+
+
+def normalise(image: np.ndarray) -> torch.Tensor:
+    """HxWx3 uint8 → (3, H, W) float32 in [-1, 1] (mean = std = 0.5)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    return tensor.sub_(MEAN).div_(STD)
+
+
+class AlignedFaceDataset(Dataset):
+    """Rows `indices` of a prepared dataset, as model-ready items (see the module docstring)."""
+
+    def __init__(self, data: PreparedDataset, indices: Sequence[int], image_size: int, crop: int,
+                 train: bool, seed: int = 0, cache: bool = False) -> None:
+        if crop > image_size:
+            raise ValueError(f"crop {crop} is larger than image_size {image_size}")
+        self.data, self.indices = data, np.asarray(indices, dtype=np.int64)
+        self.image_size, self.crop, self.train, self.seed = image_size, crop, train, seed
+        self.labels = torch.from_numpy(data.labels().astype(np.int64))
+        stored = int(data.meta.get("crop_size", 200))
+        self.landmarks = (data.landmarks * (image_size / stored)).astype(np.float32)
+        self.epoch = 0
+        self._cache: dict[int, np.ndarray] | None = {} if cache else None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random crops `__getitem__` draws (call before iterating)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _image(self, row: int) -> np.ndarray:
+        if self._cache is not None and row in self._cache:
+            return self._cache[row]
+        image = load_image(self.data.image_path(row))
+        if image.shape[0] != self.image_size or image.shape[1] != self.image_size:
+            image = cv2.resize(image, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
+        if self._cache is not None:
+            self._cache[row] = image
+        return image
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        row = int(self.indices[item])
+        image, points = self._image(row), self.landmarks[row]
+        if self.train:
+            rng = np.random.default_rng([self.seed, self.epoch, row])
+            image, points = random_crop_flip(image, points, self.crop, rng=rng)
+        else:
+            image, points = centre_crop(image, points, self.crop)
+        return {
+            "image": normalise(image),
+            "labels": self.labels[row],
+            "landmarks": torch.from_numpy(np.nan_to_num(points).astype(np.float32)),
+            "index": torch.tensor(row),
+        }

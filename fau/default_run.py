@@ -1,0 +1,109 @@
+"""The main job on the embedded default (`make train-fau`): SynFACS → prepare → train → eval → table.
+
+Every registered model is trained with its ``<model>_tiny`` config on one fold of the synthetic
+data and evaluated on that fold's held-out test subjects, next to two baselines measured in the
+same run (`fau.baselines`).  Writes ``OUT/results.json`` and ``OUT/f1_by_au.png`` and prints one
+table.  Each stage is skipped when its output is complete, so a second call only re-evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from fau.baselines import run_baselines
+from fau.train import CONFIG_DIR, train
+from shared.config import load_run_config
+from fau.data.prepare import prepare
+from fau.data.table import META_FILE, load_prepared
+from fau.evaluate import evaluate_checkpoint
+from fau.models import MODELS
+from fau.synth.generate import generate
+from shared.io import atomic_path, write_json
+
+RAW_DONE = "synfacs_report.json"
+
+
+def ensure_data(out: Path, seed: int, progress: bool) -> Path:
+    """Generate and prepare SynFACS under `out` unless already done; return the prepared folder."""
+    raw, prepared = out / "synfacs" / "raw", out / "synfacs" / "prepared"
+    if not (raw / RAW_DONE).is_file():
+        generate(raw, seed=seed, workers=2, overwrite=raw.exists(), progress=progress)
+    if not (prepared / META_FILE).is_file():
+        prepare("bp4d", raw, prepared, aus=None, progress=progress)
+    return prepared
+
+
+def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: str,
+                    overrides: Sequence[str], progress: bool) -> dict[str, Any]:
+    """Train one model with its tiny config (resuming if interrupted) and score the test part."""
+    run_dir = out / model
+    config = load_run_config(f"{model}_tiny", CONFIG_DIR, overrides)
+    began = time.time()
+    best = train(model, prepared, fold, config, run_dir, device=device, show_progress=progress)
+    seconds = time.time() - began
+    report = evaluate_checkpoint(best, prepared, fold, "test", device)
+    write_json(run_dir / "eval.json", report)
+    return {"scores": report["scores"], "seconds": seconds, "checkpoint": str(best)}
+
+
+def format_table(results: dict[str, dict[str, Any]], names: list[str]) -> str:
+    """Per-AU F1 (%) and macro F1 / accuracy / AUC per model, one row each."""
+    header = f"{'model':<11}" + "".join(f"{n:>6}" for n in names) + f"{'F1':>7}{'Acc':>7}{'AUC':>7}{'time s':>8}"
+    lines = [header, "-" * len(header)]
+    for model, result in results.items():
+        scores = result["scores"]
+        cells = "".join(f"{100 * scores[n]['f1']:6.1f}" for n in names)
+        macro = scores["macro"]
+        lines.append(f"{model:<11}{cells}{100 * macro['f1']:7.1f}{100 * macro['accuracy']:7.1f}"
+                     f"{100 * macro['auc']:7.1f}{result['seconds']:8.1f}")
+    return "\n".join(lines)
+
+
+def plot_f1(results: dict[str, dict[str, Any]], names: list[str], path: Path) -> None:
+    """Grouped bar chart of per-AU F1 for every model and baseline (PNG, written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = names + ["macro"]
+    width = 0.8 / max(len(results), 1)
+    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(labels) * max(len(results), 1) / 2), 4))
+    for i, (model, result) in enumerate(results.items()):
+        values = [100 * result["scores"][n]["f1"] for n in labels]
+        ax.bar(np.arange(len(labels)) + i * width, values, width, label=model)
+    ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2, labels, rotation=45)
+    ax.set_ylabel("F1 (%)")
+    ax.set_title("SynFACS test subjects: F1 per AU")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", device: str = "auto",
+                models: Sequence[str] | None = None, overrides: Sequence[str] = (), seed: int = 0,
+                progress: bool = True) -> dict[str, Any]:
+    """The whole main job; returns the results dict also written to ``OUT/results.json``."""
+    out = Path(out)
+    began = time.time()
+    prepared = ensure_data(out, seed, progress)
+    data = load_prepared(prepared)
+    results: dict[str, dict[str, Any]] = {}
+    for model in MODELS.names() if models is None else models:
+        print(f"== training {model} (tiny config, fold {fold})", flush=True)
+        results[model] = train_and_score(model, prepared, fold, out, device, overrides, progress)
+    results.update(run_baselines(data, fold, seed))
+    names = data.columns
+    summary = {"dataset": str(prepared), "fold": fold, "labels": names, "results": results,
+               "seconds": round(time.time() - began, 1)}
+    write_json(out / "results.json", summary)
+    plot_f1(results, names, out / "f1_by_au.png")
+    print(format_table(results, names))
+    print(f"results: {out / 'results.json'}  chart: {out / 'f1_by_au.png'}  ({summary['seconds']} s)")
+    return json.loads(json.dumps(summary))
