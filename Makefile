@@ -14,6 +14,8 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
 PYTEST_ARGS ?=
+# one pytest worker per core (tests/conftest.py pins each worker to one torch thread)
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # train-fau / train-retrieval: without MODEL, the main job on the embedded default;
 # with MODEL (and optionally CONFIG, DATA, FOLD, OUT), one model with any config on any prepared data.
@@ -23,8 +25,9 @@ DATA   ?=
 FOLD   ?= part3
 OUT    ?=
 FAU_DEFAULT := runs/fau-default
+RET_DEFAULT := runs/retrieval-default
 
-.PHONY: help install-fau install-retrieval install-dev test bench clean-venv train-fau
+.PHONY: help install-fau install-retrieval install-dev test bench clean-venv train-fau train-retrieval
 
 help:
 	@echo "make test               install fau+retrieval+dev into $(VENV) (once) and run the test suite"
@@ -32,6 +35,8 @@ help:
 	@echo "make install-retrieval  install the retrieval task only (pip install -e '.[retrieval]')"
 	@echo "make train-fau          SynFACS -> prepare -> train every FAU model (tiny) -> eval -> table"
 	@echo "make train-fau MODEL=mgrrnet [CONFIG=mgrrnet_bp4d DATA=prepared/bp4d FOLD=part1 OUT=runs/x]"
+	@echo "make train-retrieval     SynScenes -> parse -> train every retrieval model (tiny) -> evaluate -> table"
+	@echo "make train-retrieval MODEL=3shnet [CONFIG=shnet_f30k DATA=data/f30k OUT=runs/x]"
 	@echo "make bench              run the benchmark scripts in tools/ (prints ratios)"
 
 $(BIN)/python:
@@ -54,17 +59,28 @@ install-retrieval: $(VENV)/.stamp-retrieval
 install-dev: $(VENV)/.stamp-dev
 
 test: $(VENV)/.stamp-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 train-fau: $(VENV)/.stamp-fau
 ifeq ($(MODEL),)
 	$(BIN)/fau run-default --out $(FAU_DEFAULT)
 else
 	$(if $(DATA),,$(BIN)/fau run-default --out $(FAU_DEFAULT) --models)
-	$(BIN)/fau train --model $(MODEL) --config $(or $(CONFIG),$(MODEL)_tiny) --fold $(FOLD) \
+	$(BIN)/fau train --model $(MODEL) $(if $(CONFIG),--config $(CONFIG)) --fold $(FOLD) \
 	  --data $(or $(DATA),$(FAU_DEFAULT)/synfacs/prepared) --out $(or $(OUT),runs/$(MODEL)-$(FOLD))
 	$(BIN)/fau eval --checkpoint $(or $(OUT),runs/$(MODEL)-$(FOLD))/best.safetensors --fold $(FOLD) \
 	  --data $(or $(DATA),$(FAU_DEFAULT)/synfacs/prepared) --json $(or $(OUT),runs/$(MODEL)-$(FOLD))/eval.json
+endif
+
+train-retrieval: $(VENV)/.stamp-retrieval
+ifeq ($(MODEL),)
+	$(BIN)/retrieval run-default --out $(RET_DEFAULT)
+else
+	$(if $(DATA),,$(BIN)/retrieval run-default --out $(RET_DEFAULT) --models)
+	$(BIN)/retrieval train --model $(MODEL) $(if $(CONFIG),--config $(CONFIG)) \
+	  --data $(or $(DATA),$(RET_DEFAULT)/synscenes) --out $(or $(OUT),runs/$(MODEL))
+	$(BIN)/retrieval evaluate --checkpoint $(or $(OUT),runs/$(MODEL))/best.safetensors \
+	  --data $(or $(DATA),$(RET_DEFAULT)/synscenes) --json $(or $(OUT),runs/$(MODEL))/eval.json
 endif
 
 bench: $(VENV)/.stamp-dev

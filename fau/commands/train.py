@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered model name (see `fau info --list`)")
     parser.add_argument("--data", required=True, help="prepared dataset folder (from `fau prepare`)")
     parser.add_argument("--fold", default="part3", help="fold named by its test part (default part3)")
-    parser.add_argument("--config", required=True, help="YAML path or packaged config name, e.g. algrnet_tiny")
+    parser.add_argument("--config", default=None,
+                        help="YAML path or packaged config name, e.g. algrnet_bp4d (default: <model>_tiny)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
     parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
@@ -29,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from shared.config import load_run_config
     from fau.train import train
 
-    config = load_run_config(args.config, CONFIG_DIR, args.overrides)
+    config = load_run_config(args.config or f"{args.model.lower()}_tiny", CONFIG_DIR, args.overrides)
     best = train(args.model, args.data, args.fold, config, args.out, device=args.device,
                  init_from=args.init_from, show_progress=not args.no_progress)
     print(f"best checkpoint: {best}")

@@ -101,19 +101,20 @@ def evaluation_mode(model: Any) -> Iterator[None]:
             model.train(was_training)
 
 
-def _embed_all(embed, batches: Iterable[Any], device: torch.device, desc: str) -> torch.Tensor:
-    chunks = [embed(to_device(batch, device)).float() for batch in tqdm(batches, desc=desc, leave=False)]
+def _embed_all(embed, batches: Iterable[Any], device: torch.device, desc: str, progress: bool) -> torch.Tensor:
+    chunks = [embed(to_device(batch, device)).float() for batch in tqdm(batches, desc=desc, leave=False, disable=not progress)]
     return torch.cat(chunks, dim=0)
 
 
 def two_tower_similarity(
-    model: TwoTowerModel, image_batches: Iterable[Any], text_batches: Iterable[Any], chunk_size: int = 4096
+    model: TwoTowerModel, image_batches: Iterable[Any], text_batches: Iterable[Any], chunk_size: int = 4096,
+    progress: bool = True,
 ) -> np.ndarray:
     """(N_img, N_cap) float32 dot-product scores: each item embedded once, chunked matmul on device."""
     device = model_device(model)
     with evaluation_mode(model):
-        images = _embed_all(model.embed_images, image_batches, device, "embed images")
-        texts = _embed_all(model.embed_texts, text_batches, device, "embed texts")
+        images = _embed_all(model.embed_images, image_batches, device, "embed images", progress)
+        texts = _embed_all(model.embed_texts, text_batches, device, "embed texts", progress)
         out = np.empty((images.shape[0], texts.shape[0]), dtype=np.float32)
         for start in range(0, images.shape[0], chunk_size):
             out[start : start + chunk_size] = (images[start : start + chunk_size] @ texts.T).cpu().numpy()
@@ -202,6 +203,7 @@ def pairwise_similarity(
     text_batches: Iterable[Any],
     memory_budget_mb: float = 512.0,
     tile: tuple[int, int] | None = None,
+    progress: bool = True,
 ) -> np.ndarray:
     """(N_img, N_cap) float32 scores of a pairwise model over tiles (anchors §3.2, done batched).
 
@@ -211,8 +213,8 @@ def pairwise_similarity(
     """
     device = model_device(model)
     with evaluation_mode(model):
-        images = FeatureBank([model.encode_images(to_device(b, device)) for b in tqdm(image_batches, desc="encode images", leave=False)])
-        texts = FeatureBank([model.encode_texts(to_device(b, device)) for b in tqdm(text_batches, desc="encode texts", leave=False)])
+        images = FeatureBank([model.encode_images(to_device(b, device)) for b in tqdm(image_batches, desc="encode images", leave=False, disable=not progress)])
+        texts = FeatureBank([model.encode_texts(to_device(b, device)) for b in tqdm(text_batches, desc="encode texts", leave=False, disable=not progress)])
         n_img, n_txt = len(images), len(texts)
         if tile is None:
             pair_bytes = int(getattr(model, "pair_bytes", 0)) or estimate_pair_bytes(images, texts)
@@ -220,7 +222,7 @@ def pairwise_similarity(
         bi, bt = tile
         out = np.empty((n_img, n_txt), dtype=np.float32)
         steps = [(i, t) for i in range(0, n_img, bi) for t in range(0, n_txt, bt)]
-        for i, t in tqdm(steps, desc=f"score tiles {bi}x{bt}", leave=False):
+        for i, t in tqdm(steps, desc=f"score tiles {bi}x{bt}", leave=False, disable=not progress):
             block = model.forward_sim(images.take(i, min(i + bi, n_img)), texts.take(t, min(t + bt, n_txt)))
             out[i : i + bi, t : t + bt] = block.float().cpu().numpy()
     return out

@@ -34,6 +34,15 @@ class TwoTowerRetrievalModel(nn.Module, ABC):
 
     family = "two-tower"
 
+    #: what the text tower reads: ``"tokens"`` (vocabulary ids + lengths) or ``"bert"`` (input_ids + mask)
+    text_kind = "tokens"
+    #: whether text batches must carry SMFEA's referral-tree labels (``tree_labels``)
+    needs_tree_labels = False
+
+    def image_inputs(self) -> tuple[str, ...]:
+        """Keys of the image batch this model reads (the data loader reads only these arrays)."""
+        return ("regions", "region_mask")
+
     def __init__(self, loss: RankingLoss, aux_weights: dict[str, float] | None = None) -> None:
         super().__init__()
         self.loss = loss

@@ -65,6 +65,8 @@ class VSEPP(TwoTowerRetrievalModel):
 class VSEGPO(TwoTowerRetrievalModel):
     """GPO-pooled two-tower baseline with a BERT text encoder."""
 
+    text_kind = "bert"
+
     def __init__(self, loss: RankingLoss, bert: nn.Module, **options: Any) -> None:
         cfg = _check(options, VSE_GPO_DEFAULTS, "vse_gpo")
         super().__init__(loss)

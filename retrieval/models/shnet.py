@@ -140,6 +140,8 @@ class VSpM(nn.Module):
 class ThreeSHNet(TwoTowerRetrievalModel):
     """3SHNet (``variant`` region | grid); image outputs carry ``salience`` α and ``spatial_attention`` β."""
 
+    text_kind = "bert"
+
     def __init__(self, loss: RankingLoss, bert: nn.Module, **options: Any) -> None:
         unknown = set(options) - set(DEFAULTS)
         if unknown:
@@ -160,6 +162,10 @@ class ThreeSHNet(TwoTowerRetrievalModel):
                                if cfg["category_token"] else None)
         self.image_gpo = GPO(cfg["gpo_dim"], cfg["gpo_dim"])
         self.text = BertGPOTextTower(bert, dim, cfg["gpo_dim"])
+
+    def image_inputs(self) -> tuple[str, ...]:
+        visual = ("grid",) if self.variant == "grid" else ("regions", "region_mask")
+        return visual + ("segmentations", "seg_maps") + (("cat_onehots",) if self.category_token is not None else ())
 
     def _visual_tokens(self, images: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.variant == "grid":

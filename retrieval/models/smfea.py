@@ -59,6 +59,8 @@ def tree_node_losses(image_tree: Outputs, text_tree: Outputs, labels: torch.Tens
 class SMFEA(TwoTowerRetrievalModel):
     """SMFEA two-tower model; image and text outputs also carry tree logits and concept scores."""
 
+    needs_tree_labels = True
+
     def __init__(self, vocab_size: int, loss: RankingLoss, word_vectors: np.ndarray | None = None, **options: Any) -> None:
         unknown = set(options) - set(DEFAULTS)
         if unknown:

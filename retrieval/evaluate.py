@@ -1,0 +1,100 @@
+"""Checkpoint evaluation shared by every retrieval model: `retrieval evaluate`.
+
+A checkpoint is rebuilt from its sidecar (model name, config, vocabulary or tokenizer folder), the
+split's images and captions are each encoded once, and the similarity matrix is scored under a
+protocol (F30K 1K, COCO 1K as 5 folds, COCO 5K, or ``full``) by `retrieval.evaluation`.  The matrix
+can be saved for ensembles (HiRE*, 3SHNet region+grid); on SynScenes the hard subset is scored too;
+on real data the published number of the same model is printed beside ours.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import yaml
+
+from retrieval.data.pairs import TextEncoding, check_image_inputs
+from retrieval.data.precomp import load_split, resolve_precomp_dir
+from retrieval.evaluation import evaluate_protocol, hard_subset_metrics, load_hard_groups, save_sims
+from retrieval.models import build_model
+from retrieval.text import text_encoding_from_meta
+from retrieval.train import split_similarity
+from shared.checkpoint import load_checkpoint, load_state_strict
+from shared.device import resolve_device
+
+PAPER_RESULTS = Path(__file__).resolve().parent / "results" / "paper_results.yaml"
+PAPER_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
+REAL_DATASETS = ("f30k", "coco")
+
+
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any], TextEncoding]:
+    """Rebuild a trained retrieval model, its metadata and its caption encoding from a checkpoint."""
+    tensors, meta = load_checkpoint(checkpoint)
+    text, vocab = text_encoding_from_meta(meta)
+    model = build_model(meta["model"], dict(meta["config"]), len(vocab) if vocab else None, None, pretrained=False)
+    load_state_strict(model, tensors, checkpoint)
+    target = resolve_device(device) if isinstance(device, str) else device
+    return model.to(target).eval(), meta, text
+
+
+def paper_row(dataset: str | None, protocol: str, meta: Mapping[str, Any]) -> dict[str, float] | None:
+    """The published metrics of the same model on a real dataset and protocol, or None."""
+    if dataset not in REAL_DATASETS:
+        return None
+    table = yaml.safe_load(PAPER_RESULTS.read_text()).get(protocol, {})
+    variant = (meta["config"].get("model") or {}).get("variant")
+    key = f"{meta['model']}_{variant}" if variant and variant != "region" else meta["model"]
+    return dict(zip(PAPER_KEYS, table[key])) if key in table else None
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str = "test", protocol: str = "full",
+                        device: str = "auto", name: str | None = None, save: str | Path | None = None,
+                        batch_size: int = 128, progress: bool = True) -> dict[str, Any]:
+    """Score a checkpoint on a split; returns the JSON report (metrics, hard subset, paper row)."""
+    model, meta, text = load_model(checkpoint, device)
+    precomp = resolve_precomp_dir(data_dir, name)
+    data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
+    check_image_inputs(data, model.image_inputs(), f"{precomp.path} {split}")
+    sims = split_similarity(model, data, text, batch_size, progress)
+    if save is not None:
+        save_sims(save, sims)
+    report: dict[str, Any] = {"model": meta["model"], "checkpoint": str(checkpoint), "dataset": precomp.name,
+                              "split": split, "protocol": protocol, "images": int(sims.shape[0]),
+                              "metrics": evaluate_protocol(sims, protocol)}
+    hard_file = precomp.file(split, "hard.json")
+    if hard_file.is_file():
+        report["hard"] = hard_subset_metrics(sims, load_hard_groups(hard_file))
+    paper = paper_row(_dataset_family(precomp.name), protocol, meta)
+    if paper is not None:
+        report["paper"] = paper
+    return report
+
+
+def _dataset_family(name: str) -> str | None:
+    lowered = name.lower()
+    if lowered.startswith(("f30k", "flickr")):
+        return "f30k"
+    if lowered.startswith("coco"):
+        return "coco"
+    return None
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """Our metrics (and the paper's, when known) as a plain-text table."""
+    rows = [("ours", report["metrics"])]
+    if "paper" in report:
+        rows.append(("paper", report["paper"]))
+    if "hard" in report:
+        rows.append(("hard subset", report["hard"]["subset"]))
+    header = f"{report['model']} on {report['dataset']} {report['split']} ({report['protocol']}, {report['images']} images)"
+    lines = [header, f"{'':<12}" + "".join(f"{k:>9}" for k in PAPER_KEYS)]
+    for label, metrics in rows:
+        lines.append(f"{label:<12}" + "".join(f"{metrics[k]:9.1f}" for k in PAPER_KEYS))
+    if "hard" in report:
+        hard = report["hard"]
+        lines.append(f"hard groups: within-group R@1 i2t {hard['group_i2t_r1']:.1f}, t2i {hard['group_t2i_r1']:.1f} "
+                     f"(chance {hard['group_chance_r1']:.1f})")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""`retrieval train` / `evaluate` end to end on a tiny SynScenes set: every model, resume, ensembles."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from retrieval.cli import main
+from retrieval.evaluate import evaluate_checkpoint, format_report, load_model
+from retrieval.synth.generate import generate
+from retrieval.train import CONFIG_DIR, train
+from shared.checkpoint import load_checkpoint
+from shared.config import load_run_config
+from shared.errors import UserError
+
+FAST = ["train.epochs=2", "train.batch_size=16"]
+RUNS = [("vsepp", "vsepp_tiny"), ("vse_gpo", "vse_gpo_tiny"), ("smfea", "smfea_tiny"),
+        ("3shnet", "shnet_tiny"), ("3shnet", "shnet_grid_tiny")]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synscenes")
+    generate(root, n_train=48, n_dev=16, n_test=24, seed=5, progress=False)
+    assert main(["parse", "--data", str(root), "--quiet"]) == 0
+    return root
+
+
+def _config(name, extra=()):
+    return load_run_config(name, CONFIG_DIR, [*FAST, *extra])
+
+
+@pytest.mark.parametrize("model,config", RUNS)
+def test_train_then_evaluate_every_model(scenes, tmp_path, model, config):
+    best = train(model, scenes, _config(config), tmp_path / "run", device="cpu", show_progress=False)
+    _, meta = load_checkpoint(best)
+    assert meta["model"] == model and meta["dataset"] == "synscenes" and "dev" in meta
+    assert (meta["vocab"] is None) == (meta["text_kind"] == "bert")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and "dev_rsum" in rows[0] and "loss_total" in rows[0]
+    report = evaluate_checkpoint(best, scenes, "test", "full", "cpu", save=tmp_path / "sims.npy", progress=False)
+    assert report["images"] == 24 and 0.0 <= report["metrics"]["rsum"] <= 600.0
+    assert "hard" in report and report["hard"]["n_groups"] > 0
+    assert np.load(tmp_path / "sims.npy").shape == (24, 120)
+    assert "hard subset" in format_report(report)
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(scenes, tmp_path):
+    config = _config("vsepp_tiny")
+    train("vsepp", scenes, config, tmp_path / "straight", device="cpu", show_progress=False)
+    train("vsepp", scenes, config, tmp_path / "resumed", device="cpu", show_progress=False, stop_after_epoch=0)
+    train("vsepp", scenes, config, tmp_path / "resumed", device="cpu", show_progress=False)
+    a, _ = load_checkpoint(tmp_path / "straight" / "last")
+    b, _ = load_checkpoint(tmp_path / "resumed" / "last")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_alone_embeds_new_captions(scenes, tmp_path):
+    best = train("smfea", scenes, _config("smfea_tiny", ["train.epochs=1"]), tmp_path / "run", device="cpu",
+                 show_progress=False)
+    model, meta, text = load_model(best)
+    from retrieval.data.pairs import CaptionStream
+
+    stream = CaptionStream(["a small red cube left of a blue sphere", "zzz unknownword"], text)
+    with torch.inference_mode():
+        emb = model.embed_texts(stream.collate([stream[0], stream[1]]))
+    assert emb.shape[0] == 2 and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-5)
+
+
+def test_cli_evaluate_ensemble_and_init_from(scenes, tmp_path, capsys):
+    first = train("3shnet", scenes, _config("shnet_tiny", ["train.epochs=1"]), tmp_path / "r", device="cpu",
+                  show_progress=False)
+    second = train("3shnet", scenes, _config("shnet_grid_tiny", ["train.epochs=1"]), tmp_path / "g", device="cpu",
+                   show_progress=False, init_from=first)
+    for ckpt, sims in ((first, "r.npy"), (second, "g.npy")):
+        assert main(["evaluate", "--checkpoint", str(ckpt), "--data", str(scenes), "--save-sims",
+                     str(tmp_path / sims), "--json", str(tmp_path / f"{sims}.json")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--ensemble", str(tmp_path / "r.npy"), str(tmp_path / "g.npy"), "--protocol", "full",
+                 "--json", str(tmp_path / "ens.json")]) == 0
+    ens = json.loads((tmp_path / "ens.json").read_text())
+    mean = (np.load(tmp_path / "r.npy") + np.load(tmp_path / "g.npy")) / 2
+    from retrieval.evaluation import evaluate_protocol
+
+    assert ens["rsum"] == pytest.approx(evaluate_protocol(mean, "full")["rsum"])
+
+
+def test_bad_inputs_are_one_line_errors(scenes, tmp_path, capsys):
+    assert main(["train", "--model", "vsepp", "--data", str(scenes), "--config", "vsepp_tiny",
+                 "--out", str(tmp_path / "x"), "train.lr_sched=1"]) == 2
+    assert "unknown config key 'train.lr_sched'" in capsys.readouterr().err
+    assert main(["train", "--model", "vsepp", "--data", str(tmp_path / "nowhere"), "--config", "vsepp_tiny",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(UserError, match="word_dim 300"):
+        train("vsepp", scenes, load_run_config("vsepp_f30k", CONFIG_DIR, ["train.epochs=1"]), tmp_path / "y", device="cpu")
+
+
+def test_torchrun_two_processes(scenes, tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "retrieval", "train", "--model", "vsepp",
+         "--data", str(scenes), "--config", "vsepp_tiny", "--out", str(tmp_path / "ddp"), "--device", "cpu",
+         "--no-progress", "train.epochs=1", "train.batch_size=16"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ddp" / "best.safetensors").is_file()
