@@ -32,13 +32,14 @@ from fau.evaluate import predict_dataset
 from fau.models import build_model
 from shared.checkpoint import describe_transfer, load_checkpoint, load_matching, save_checkpoint
 from shared.config import Options, dump_config
-from shared.distributed import DistInfo, barrier, init_distributed, make_sampler, set_epoch, unwrap_model, wrap_model
+from shared.device import autocast, grad_scaler
+from shared.distributed import DistInfo, barrier, cleanup, init_distributed, make_sampler, set_epoch, unwrap_model, wrap_model
 from shared.errors import UserError
 from shared.io import atomic_open
 from shared.logging import MetricLogger
 from shared.metrics import MultilabelCounts
 from shared.seed import seed_everything
-from shared.training import progress, resume_training_state, save_training_state, set_lr, step_decay_lr
+from shared.training import backward_step, progress, resume_training_state, save_training_state, set_lr, step_decay_lr
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 OPTIMIZERS = ("sgd", "adamw")
@@ -148,11 +149,12 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
 
 def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str, Any], out: str | Path,
           device: str = "auto", init_from: str | Path | None = None, show_progress: bool = True,
-          stop_after_epoch: int | None = None) -> Path:
+          stop_after_epoch: int | None = None, amp: bool = True) -> Path:
     """Train `model_name` on fold `fold` of a prepared dataset; return the best checkpoint path.
 
     Re-running with the same `out` resumes from ``out/last`` (same result as an uninterrupted run).
-    `stop_after_epoch` ends the run early after that epoch (used to test resuming).
+    `stop_after_epoch` ends the run early after that epoch (used to test resuming).  `amp` turns
+    on float16 autocast with loss scaling on CUDA (a no-op on CPU).
     """
     settings = TrainSettings.from_config(config)
     info = init_distributed(device)
@@ -183,6 +185,7 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler, num_workers=settings.num_workers,
                         drop_last=len(train_set) > per_rank, persistent_workers=False)
     optimizer = make_optimizer(model, settings)
+    scaler = grad_scaler(info.device, amp)
     start = resume_training_state(out, model, optimizer)
     ddp_model = wrap_model(model, info)
     au_weights = torch.from_numpy(weights).to(info.device)
@@ -205,11 +208,10 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
         for batch in progress(loader, f"epoch {epoch + 1}/{settings.epochs}", enabled=show_progress and info.is_main):
             batch = {k: v.to(info.device) for k, v in batch.items()}
             batch["au_weights"] = au_weights
-            outputs = ddp_model(batch["image"])
-            losses = unwrap_model(ddp_model).compute_losses(outputs, batch)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            optimizer.step()
+            with autocast(info.device, amp):
+                outputs = ddp_model(batch["image"])
+                losses = unwrap_model(ddp_model).compute_losses(outputs, batch)
+            backward_step(losses["total"], optimizer, scaler)
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
             steps += 1
@@ -228,6 +230,8 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
             break
     if logger is not None:
         logger.close()
+    if info.enabled:
+        cleanup()
     return out / "best.safetensors"
 
 

@@ -33,12 +33,13 @@ from retrieval.models import MODELS, build_model
 from retrieval.text import text_encoding_for
 from shared.checkpoint import describe_transfer, load_checkpoint, load_matching, save_checkpoint
 from shared.config import Options, dump_config
-from shared.distributed import barrier, init_distributed, make_sampler, set_epoch, unwrap_model, wrap_model
+from shared.device import autocast, grad_scaler
+from shared.distributed import barrier, cleanup, init_distributed, make_sampler, set_epoch, unwrap_model, wrap_model
 from shared.errors import UserError
 from shared.io import atomic_open
 from shared.logging import MetricLogger
 from shared.seed import seed_everything
-from shared.training import progress, resume_training_state, save_training_state, step_decay_lr
+from shared.training import backward_step, progress, resume_training_state, save_training_state, step_decay_lr
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 OPTIMIZERS = ("adam", "adamw")
@@ -150,8 +151,10 @@ def selection_score(metrics: Mapping[str, float], rule: str) -> float:
 
 def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out: str | Path,
           device: str = "auto", init_from: str | Path | None = None, name: str | None = None,
-          show_progress: bool = True, stop_after_epoch: int | None = None) -> Path:
-    """Train `model_name` on the train split of a precomputed dataset; return the best checkpoint."""
+          show_progress: bool = True, stop_after_epoch: int | None = None, amp: bool = True) -> Path:
+    """Train `model_name` on the train split of a precomputed dataset; return the best checkpoint.
+
+    `amp` turns on float16 autocast with loss scaling on CUDA (a no-op on CPU)."""
     settings = TrainSettings.from_config(config)
     info = init_distributed(device)
     out = Path(out)
@@ -185,6 +188,7 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
     if len(loader) == 0:
         raise UserError(f"{precomp.path}: {len(pairs)} training pairs are fewer than one batch of {per_rank}")
     optimizer = make_optimizer(model, settings)
+    scaler = grad_scaler(info.device, amp)
     start = resume_training_state(out, model, optimizer)
     ddp_model = wrap_model(model, info)
     meta = checkpoint_meta(model_name, config, precomp.name, text, vocab)
@@ -207,13 +211,10 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_scale"]
             batch = to_device(batch, info.device)
-            outputs = ddp_model(batch)
-            losses = model.compute_losses(outputs["image"], outputs["text"], batch)
-            optimizer.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            if settings.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
+            with autocast(info.device, amp):
+                outputs = ddp_model(batch)
+                losses = model.compute_losses(outputs["image"], outputs["text"], batch)
+            backward_step(losses["total"], optimizer, scaler, model.parameters(), settings.grad_clip)
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             steps += 1
@@ -232,6 +233,8 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
             break
     if logger is not None:
         logger.close()
+    if info.enabled:
+        cleanup()
     return out / "best.safetensors"
 
 

@@ -82,3 +82,16 @@ def resume_training_state(run_dir: str | Path, model: torch.nn.Module, optimizer
     load_state_strict(model, split_prefixed(tensors, "model"), weights)
     _optimizer_join(optimizer, tensors, meta["optimizer"])
     return int(meta["epoch"]) + 1
+
+
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                  parameters: Iterable[torch.nn.Parameter] | None = None, grad_clip: float = 0.0) -> None:
+    """One optimiser step: zero grads, (loss-scaled) backward, optional clip of the unscaled
+    gradient norm, step, scaler update.  With an inert scaler (CPU) this is the plain sequence."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(list(parameters or []), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()

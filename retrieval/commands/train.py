@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
     parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA (always off on CPU)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2")
 
 
@@ -33,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
     MODELS.get(args.model)  # unknown names fail before any file is read
     config = load_run_config(args.config or f"{CONFIG_STEMS[args.model.lower()]}_tiny", CONFIG_DIR, args.overrides)
     best = train(args.model, args.data, config, args.out, device=args.device, init_from=args.init_from,
-                 name=args.name, show_progress=not args.no_progress)
+                 name=args.name, show_progress=not args.no_progress, amp=not args.no_amp)
     print(f"best checkpoint: {best}")
     return 0

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from shared.distributed import (
     all_gather_concat,
     all_gather_with_grad,
+    barrier,
     cleanup,
     init_distributed,
     make_sampler,
@@ -55,6 +56,7 @@ def main(out: str) -> None:
                 "gathered": gathered.detach().tolist(),
                 "probe_grad": grad_probe.grad.tolist(),
             }, handle)
+    barrier()  # every rank finishes its collectives before the group is torn down
     cleanup()
 
 
