@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,6 +39,7 @@ from fau.baselines import LandmarkBaseline
 from fau.models import MODELS, build_model
 from fau.models.losses import LEFT_EYE, RIGHT_EYE
 from fau.train import CONFIG_DIR, TrainSettings, make_optimizer
+from shared.benchmark import per_second, time_steps
 from shared.config import load_config
 from shared.io import write_json
 
@@ -64,23 +63,6 @@ class Row:
     infer_images_per_s: float = 0.0
     train_ratio: float = 0.0
     infer_ratio: float = 0.0
-
-
-def time_steps(step: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
-    """Wall seconds of `repeats` calls of `step` after `warmup` untimed calls."""
-    for _ in range(warmup):
-        step()
-    seconds = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - began)
-    return seconds
-
-
-def per_second(items: int, seconds: list[float]) -> float:
-    """Items per second from the median step time."""
-    return items / statistics.median(seconds)
 
 
 def random_batch(batch: int, num_aus: int, crop: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

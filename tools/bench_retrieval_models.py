@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -40,6 +38,7 @@ from tqdm import tqdm
 from retrieval.models import MODELS, TwoTowerRetrievalModel, build_model
 from retrieval.parsing.referral_tree import LEAF_NODES, NUM_NODES, RELATION_NODES
 from retrieval.train import CONFIG_DIR, TrainSettings, make_optimizer
+from shared.benchmark import per_second, time_steps
 from shared.config import load_config
 from shared.io import write_json
 
@@ -77,23 +76,6 @@ class Row:
     train_ratio: float = 0.0
     image_ratio: float = 0.0
     caption_ratio: float = 0.0
-
-
-def time_steps(step: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
-    """Wall seconds of `repeats` calls of `step` after `warmup` untimed calls."""
-    for _ in range(warmup):
-        step()
-    seconds = []
-    for _ in range(repeats):
-        began = time.perf_counter()
-        step()
-        seconds.append(time.perf_counter() - began)
-    return seconds
-
-
-def per_second(items: int, seconds: list[float]) -> float:
-    """Items per second from the median step time."""
-    return items / statistics.median(seconds)
 
 
 def random_images(model: TwoTowerRetrievalModel, batch: int, regions: int, g: torch.Generator) -> dict[str, torch.Tensor]:
