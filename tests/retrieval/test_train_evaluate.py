@@ -109,3 +109,13 @@ def test_torchrun_two_processes(scenes, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "ddp" / "best.safetensors").is_file()
+
+
+def test_paper_row_only_for_real_datasets():
+    from retrieval.evaluate import _dataset_family, paper_row
+
+    meta = {"model": "3shnet", "config": {"model": {"variant": "grid"}}}
+    assert _dataset_family("f30k") == "f30k" and _dataset_family("coco") == "coco" and _dataset_family("synscenes") is None
+    assert paper_row("f30k", "f30k", meta)["rsum"] == pytest.approx(525.5)  # Tab 8.4, grid
+    assert paper_row("coco", "coco1k", {"model": "smfea", "config": {"model": {}}})["i2t_r1"] == pytest.approx(75.1)
+    assert paper_row(None, "full", meta) is None
