@@ -12,21 +12,44 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import yaml
+from torch.utils.data import DataLoader
 
-from retrieval.data.pairs import TextEncoding, check_image_inputs
-from retrieval.data.precomp import load_split, resolve_precomp_dir
+from retrieval.data.pairs import CaptionStream, ImageStream, TextEncoding, check_image_inputs
+from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.evaluation import evaluate_protocol, hard_subset_metrics, load_hard_groups, save_sims
+from retrieval.evaluation.similarity import compute_similarity
 from retrieval.models import build_model
 from retrieval.text import text_encoding_from_meta
-from retrieval.train import split_similarity
 from shared.checkpoint import load_checkpoint, load_state_strict
 from shared.device import resolve_device
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "results" / "paper_results.yaml"
 PAPER_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
 REAL_DATASETS = ("f30k", "coco")
+
+
+def dev_metrics(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
+                progress: bool = True) -> dict[str, float]:
+    """Exact evaluation of `model` on a split (every image and caption encoded once)."""
+    return evaluate_protocol(split_similarity(model, split, text, batch_size, progress), "full")
+
+
+def split_similarity(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
+                     progress: bool = True) -> np.ndarray:
+    """The (images × captions) similarity matrix of a split."""
+    images = ImageStream(split, model.image_inputs())
+    captions = CaptionStream(split.captions, text)
+    image_loader = DataLoader(images, batch_size=batch_size, collate_fn=images.collate)
+    caption_loader = DataLoader(captions, batch_size=batch_size, collate_fn=captions.collate)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        sims = compute_similarity(model, image_loader, caption_loader, progress=progress)
+    model.train(was_training)
+    return sims
 
 
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any], TextEncoding]:

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from retrieval.data.pairs import CaptionStream, ImageStream, PairDataset, TextEncoding, check_image_inputs
-from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
-from retrieval.evaluation.metrics import evaluate_protocol
-from retrieval.evaluation.similarity import compute_similarity, to_device
+from retrieval.data.pairs import PairDataset, TextEncoding, check_image_inputs
+from retrieval.data.precomp import load_split, resolve_precomp_dir
+from retrieval.evaluate import dev_metrics
+from retrieval.evaluation.similarity import to_device
 from retrieval.models import MODELS, build_model
 from retrieval.text import text_encoding_for
 from shared.checkpoint import describe_transfer, load_checkpoint, load_matching, save_checkpoint
@@ -120,27 +119,6 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
         group["lr"] = settings.lr * group["lr_scale"]
     cls = torch.optim.Adam if settings.optimizer == "adam" else torch.optim.AdamW
     return cls(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-
-
-def dev_metrics(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
-                progress: bool = True) -> dict[str, float]:
-    """Exact evaluation of `model` on a split (every image and caption encoded once)."""
-    return evaluate_protocol(split_similarity(model, split, text, batch_size, progress), "full")
-
-
-def split_similarity(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
-                     progress: bool = True) -> np.ndarray:
-    """The (images × captions) similarity matrix of a split."""
-    images = ImageStream(split, model.image_inputs())
-    captions = CaptionStream(split.captions, text)
-    image_loader = DataLoader(images, batch_size=batch_size, collate_fn=images.collate)
-    caption_loader = DataLoader(captions, batch_size=batch_size, collate_fn=captions.collate)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        sims = compute_similarity(model, image_loader, caption_loader, progress=progress)
-    model.train(was_training)
-    return sims
 
 
 def selection_score(metrics: Mapping[str, float], rule: str) -> float:

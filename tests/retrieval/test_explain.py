@@ -12,7 +12,8 @@ from retrieval.evaluate import load_model
 from retrieval.explain import export_explanations
 from retrieval.parsing.cache import ParseCache
 from retrieval.synth.generate import generate
-from retrieval.train import CONFIG_DIR, split_similarity, train
+from retrieval.evaluate import split_similarity
+from retrieval.train import CONFIG_DIR, train
 from shared.config import load_run_config
 from shared.errors import UserError
 
