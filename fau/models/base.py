@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -60,6 +60,16 @@ class FAUModel(nn.Module, abc.ABC):
     def compute_losses(self, outputs: Mapping[str, torch.Tensor],
                        batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every named loss of this model plus ``total`` (the one the trainer back-propagates)."""
+
+    def describe(self, outputs: Mapping[str, torch.Tensor], labels: Sequence[str],
+                 decoding: str = "greedy") -> list[dict[str, Any]] | None:
+        """Generated natural-language descriptions, one dict per image of the batch ``outputs`` came from:
+        ``{"global": str, "local": {label: str, ...}}`` (label = "AU1", ... in `labels` order).
+
+        ``None`` for models without a language head (ALGRNet, MGRR-Net); VL-FAU overrides it
+        (`decoding` = "greedy" or "beam").
+        """
+        return None
 
 
 # --- pieces both alignment-based models (ALGRNet, MGRR-Net) build from the same config sections ---
