@@ -204,6 +204,29 @@ class RankingLoss(nn.Module):
             out.update(imc_image=imc_image, imc_text=imc_text, imc=s.lam * imc_image + s.lam * imc_text)
         return out
 
+    def from_scores(self, scores: torch.Tensor, image_ids: torch.Tensor | None = None,
+                    images: torch.Tensor | None = None, texts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Named loss terms of a (B, B) in-batch score matrix of a pairwise model (row i = image i,
+        column j = caption j, pair i ↔ i), the same triplet as `forward` (§1.6).
+
+        Pairwise scores cannot be gathered across ranks (the features are variable-length), so under
+        DDP each rank's negatives are its local batch.  IMC (Eq. 5.4) needs per-item vectors: pass the
+        model's pooled `images` / `texts` (B, D) to add it.
+        """
+        ids = image_ids if self.mask_same_image else None
+        local = scores.shape[0]
+        positives = _positive_mask(local, scores.shape[1], 0, scores.device, ids, ids)
+        diagonal = scores.diagonal()
+        i2t = hinge_costs(scores, diagonal, positives, self.margin, self.uses_hardest)
+        t2i = hinge_costs(scores.T, diagonal, positives.T, self.margin, self.uses_hardest)
+        out = {"rank_i2t": i2t, "rank_t2i": t2i, "rank": i2t + t2i}
+        if self.imc is not None and images is not None and texts is not None:
+            s = self.imc
+            imc_image = intra_modal_constraint(images, None, s.measure, s.band, s.mu_down, s.mu_up)
+            imc_text = intra_modal_constraint(texts, None, s.measure, s.band, s.mu_down, s.mu_up)
+            out.update(imc_image=imc_image, imc_text=imc_text, imc=s.lam * imc_image + s.lam * imc_text)
+        return out
+
     def total(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
         """The optimised ranking objective: rank (+ λ-weighted IMC)."""
         return terms["rank"] + terms["imc"] if "imc" in terms else terms["rank"]

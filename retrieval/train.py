@@ -191,7 +191,7 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
             batch = to_device(batch, info.device)
             with autocast(info.device, amp):
                 outputs = ddp_model(batch)
-                losses = model.compute_losses(outputs["image"], outputs["text"], batch)
+                losses = model.training_losses(outputs, batch)
             backward_step(losses["total"], optimizer, scaler, model.parameters(), settings.grad_clip)
             for key, value in losses.items():
                 sums[key] = sums.get(key, 0.0) + float(value.detach())

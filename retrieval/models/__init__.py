@@ -1,6 +1,7 @@
 """Retrieval model registry: `build_model("smfea" | "3shnet" | "vsepp" | "vse_gpo", config, ...)`.
 
-Every model is two-tower (`retrieval.models.base.TwoTowerRetrievalModel`): `embed_images`, `embed_texts`,
+Models are two-tower (`retrieval.models.base.TwoTowerRetrievalModel`: `embed_images`, `embed_texts`) or pairwise
+(`retrieval.models.pairwise.PairwiseRetrievalModel`: `encode_images`, `encode_texts`, `forward_sim`); both have
 `forward(batch)` and `compute_losses(image_out, text_out, batch)`.  A model is built from a config
 alone: the ``model:`` section holds the architecture options and ``loss:`` the ranking loss
 (`retrieval.losses.RankingLoss.from_config`: margin, hardest, warm-up, optional IMC).
@@ -16,12 +17,12 @@ from shared.errors import UserError
 from shared.registry import Registry
 
 from retrieval.losses import RankingLoss
-from retrieval.models.base import TwoTowerRetrievalModel
+from retrieval.models.base import RetrievalModel, TwoTowerRetrievalModel
 from retrieval.models.baselines import VSEGPO, VSEPP
 from retrieval.models.shnet import ThreeSHNet
 from retrieval.models.smfea import SMFEA
 
-MODELS: Registry[TwoTowerRetrievalModel] = Registry("retrieval model")
+MODELS: Registry[RetrievalModel] = Registry("retrieval model")
 MODELS.register("smfea")(SMFEA)
 MODELS.register("3shnet")(ThreeSHNet)
 MODELS.register("vsepp")(VSEPP)
@@ -33,7 +34,7 @@ CONFIG_STEMS = {"smfea": "smfea", "3shnet": "shnet", "vsepp": "vsepp", "vse_gpo"
 
 def build_model(name: str, config: dict[str, Any], vocab_size: int | None = None,
                 word_vectors: np.ndarray | None = None, bert_dir: str | None = None,
-                pretrained: bool = True) -> TwoTowerRetrievalModel:
+                pretrained: bool = True) -> RetrievalModel:
     """The model `name` from a full config (``model:`` and ``loss:`` sections).
 
     `vocab_size` / `word_vectors` (a (vocab, word_dim) float32 matrix, e.g. GloVe) feed GRU text
@@ -48,4 +49,4 @@ def build_model(name: str, config: dict[str, Any], vocab_size: int | None = None
         raise UserError(f"model {name!r}: {err}") from None
 
 
-__all__ = ["CONFIG_STEMS", "MODELS", "TwoTowerRetrievalModel", "build_model"]
+__all__ = ["CONFIG_STEMS", "MODELS", "RetrievalModel", "TwoTowerRetrievalModel", "build_model"]

@@ -29,10 +29,15 @@ from retrieval.losses import RankingLoss
 Outputs = dict[str, torch.Tensor]
 
 
-class TwoTowerRetrievalModel(nn.Module, ABC):
-    """Base class: two towers, a `RankingLoss`, named auxiliary losses with weights `aux_weights`."""
+class RetrievalModel(nn.Module, ABC):
+    """What every retrieval model shares, two-tower or pairwise: a `RankingLoss`, named auxiliary
+    losses weighted by `aux_weights`, the inputs it reads, corpus statistics and optimizer groups.
 
-    family = "two-tower"
+    The trainer calls ``outputs = model(batch)`` then ``model.training_losses(outputs, batch)``.
+    """
+
+    #: ``"two-tower"`` (indexable embeddings) or ``"pairwise"`` (scores need both items)
+    family = ""
 
     #: what the text tower reads: ``"tokens"`` (vocabulary ids + lengths) or ``"bert"`` (input_ids + mask)
     text_kind = "tokens"
@@ -48,43 +53,23 @@ class TwoTowerRetrievalModel(nn.Module, ABC):
         self.loss = loss
         self.aux_weights = dict(aux_weights or {})
 
-    @abstractmethod
-    def image_outputs(self, images: dict[str, torch.Tensor]) -> Outputs:
-        """Named image-tower outputs; ``"embedding"`` is the (B, D) l2-normalised image embedding."""
-
-    @abstractmethod
-    def text_outputs(self, texts: dict[str, torch.Tensor]) -> Outputs:
-        """Named text-tower outputs; ``"embedding"`` is the (B, D) l2-normalised caption embedding."""
-
     @classmethod
     @abstractmethod
     def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "TwoTowerRetrievalModel":
+                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "RetrievalModel":
         """Build from a ``model:`` config section (see `retrieval.models.build_model`)."""
 
-    def embed_images(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, D) l2-normalised image embeddings (the evaluator's `TwoTowerModel` protocol)."""
-        return self.image_outputs(images)["embedding"]
-
-    def embed_texts(self, texts: dict[str, torch.Tensor]) -> torch.Tensor:
-        """(B, D) l2-normalised caption embeddings (the evaluator's `TwoTowerModel` protocol)."""
-        return self.text_outputs(texts)["embedding"]
-
-    def forward(self, batch: dict[str, Any]) -> dict[str, Outputs]:
-        """Both towers on an aligned batch: ``{"image": image_outputs, "text": text_outputs}``."""
-        return {"image": self.image_outputs(batch["images"]), "text": self.text_outputs(batch["texts"])}
+    @abstractmethod
+    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
+        """Every named loss term of one training step (``outputs = self(batch)``) and ``total``."""
 
     def auxiliary_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
-        """Unweighted auxiliary loss terms by name (none for plain two-tower models)."""
+        """Unweighted auxiliary loss terms by name (none by default)."""
         return {}
 
-    def compute_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
-        """Every named loss term (ranking, IMC, auxiliaries; each logged separately) and ``total``.
-
-        total = rank [+ λ·IMC] + Σ_name aux_weights[name] · aux[name].
-        """
-        terms = self.loss(image_out["embedding"], text_out["embedding"], batch.get("image_ids"))
-        total = self.loss.total(terms)
+    def add_auxiliary(self, terms: Outputs, total: torch.Tensor, image_out: Outputs, text_out: Outputs,
+                      batch: dict[str, Any]) -> Outputs:
+        """`terms` plus every auxiliary term and ``total`` = total + Σ_name aux_weights[name] · aux[name]."""
         for name, value in self.auxiliary_losses(image_out, text_out, batch).items():
             terms[name] = value
             total = total + self.aux_weights.get(name, 1.0) * value
@@ -119,3 +104,41 @@ class TwoTowerRetrievalModel(nn.Module, ABC):
         out = [{"name": "default", "params": rest, "lr_scale": 1.0}]
         out += [{"name": p, "params": params, "lr_scale": float(lr_scales[p])} for p, params in groups.items() if params]
         return out
+
+
+class TwoTowerRetrievalModel(RetrievalModel):
+    """Two towers: independent image and caption embeddings scored by a dot product."""
+
+    family = "two-tower"
+
+    @abstractmethod
+    def image_outputs(self, images: dict[str, torch.Tensor]) -> Outputs:
+        """Named image-tower outputs; ``"embedding"`` is the (B, D) l2-normalised image embedding."""
+
+    @abstractmethod
+    def text_outputs(self, texts: dict[str, torch.Tensor]) -> Outputs:
+        """Named text-tower outputs; ``"embedding"`` is the (B, D) l2-normalised caption embedding."""
+
+    def embed_images(self, images: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, D) l2-normalised image embeddings (the evaluator's `TwoTowerModel` protocol)."""
+        return self.image_outputs(images)["embedding"]
+
+    def embed_texts(self, texts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, D) l2-normalised caption embeddings (the evaluator's `TwoTowerModel` protocol)."""
+        return self.text_outputs(texts)["embedding"]
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Outputs]:
+        """Both towers on an aligned batch: ``{"image": image_outputs, "text": text_outputs}``."""
+        return {"image": self.image_outputs(batch["images"]), "text": self.text_outputs(batch["texts"])}
+
+    def compute_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
+        """Every named loss term (ranking, IMC, auxiliaries; each logged separately) and ``total``.
+
+        total = rank [+ λ·IMC] + Σ_name aux_weights[name] · aux[name].
+        """
+        terms = self.loss(image_out["embedding"], text_out["embedding"], batch.get("image_ids"))
+        return self.add_auxiliary(terms, self.loss.total(terms), image_out, text_out, batch)
+
+    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
+        """`compute_losses` of the two tower outputs of ``self(batch)``."""
+        return self.compute_losses(outputs["image"], outputs["text"], batch)

@@ -128,3 +128,19 @@ def test_negatives_gathered_across_ranks_match_one_process(monkeypatch, world):
     assert total.item() == pytest.approx(single.item(), rel=1e-6)
     got = torch.autograd.grad(total, (images, texts))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, expected))
+
+
+@pytest.mark.parametrize("hardest", [True, False])
+@pytest.mark.parametrize("mask", [True, False])
+def test_score_matrix_loss_equals_embedding_loss(hardest, mask):
+    """Pairwise models train on a (B, B) score matrix; the terms equal the embedding path on S = I·Tᵀ."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.normalize(torch.randn(6, 8, generator=gen), dim=1)
+    texts = torch.nn.functional.normalize(torch.randn(6, 8, generator=gen), dim=1)
+    ids = torch.tensor([0, 0, 1, 2, 2, 3])
+    loss = RankingLoss(hardest=hardest, mask_same_image=mask, imc=IMCSettings(measure="cosine"))
+    expected = loss(images, texts, ids)
+    got = loss.from_scores(images @ texts.T, ids, images, texts)
+    assert set(got) == set(expected)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name])
