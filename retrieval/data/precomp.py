@@ -9,13 +9,15 @@ Two public layouts hold the same files:
 
 Per split: ``{split}_ims.npy`` (N, 36, 2048) float32, ``{split}_caps.txt`` (5 consecutive lines per
 image, caption j belongs to image j // 5), optional ``{split}_ids.txt`` and optional side arrays
-(``SIDE_ARRAYS``) plus a visual scene-graph file ``{split}_scene_graphs.jsonl``.
+(``SIDE_ARRAYS``) plus a visual scene-graph file ``{split}_scene_graphs.jsonl``.  An image gallery made
+from raw photos (`retrieval features`) has ``{split}_paths.txt`` (source image per image) and may have
+no caption file; it then loads with no captions.
 
 How a path given by the user is resolved (`resolve_precomp_dir`):
 
-1. a folder that itself holds ``*_caps.txt`` is the precomp folder; its dataset name is the folder
-   name without ``_precomp`` (SCAN), the parent's name when the folder is called ``precomp`` (VSE∞),
-   else the folder name;
+1. a folder that itself holds ``*_caps.txt`` (or a gallery's ``*_paths.txt``) is the precomp folder; its
+   dataset name is the folder name without ``_precomp`` (SCAN), the parent's name when the folder is called
+   ``precomp`` (VSE∞), else the folder name;
 2. otherwise ``DATA/{name}_precomp`` or ``DATA/{name}/precomp`` (also ``DATA/precomp``) is looked for;
    without ``name`` exactly one such folder must exist.
 """
@@ -42,6 +44,7 @@ SEG_GRID = 7
 SEG_MAP_SIZE = 64
 FINITE_SAMPLE_ROWS = 256
 FULL_CHECK_CHUNK_BYTES = 64 * 2**20
+GALLERY_PATHS = "paths.txt"  # {split}_paths.txt: one source image path per image (an image-only gallery)
 
 # side array name -> symbolic shape after the image axis (sizes filled in by `load_split`; "box" = 4 or more)
 SIDE_ARRAYS: dict[str, tuple[str, ...]] = {
@@ -72,8 +75,8 @@ class PrecompDir:
         return [s for s in KNOWN_SPLITS if s in found] + sorted(found - set(KNOWN_SPLITS))
 
 
-def _has_captions(path: Path) -> bool:
-    return path.is_dir() and any(path.glob("*_caps.txt"))
+def _is_precomp_folder(path: Path) -> bool:
+    return path.is_dir() and (any(path.glob("*_caps.txt")) or any(path.glob(f"*_{GALLERY_PATHS}")))
 
 
 def _describe(path: Path) -> PrecompDir:
@@ -93,14 +96,14 @@ def resolve_precomp_dir(data: str | Path, name: str | None = None) -> PrecompDir
     root = Path(data)
     if not root.is_dir():
         raise UserError(f"--data {root}: not a directory")
-    if _has_captions(root):
+    if _is_precomp_folder(root):
         found = _describe(root.resolve())
         return found if name is None else PrecompDir(found.path, name, found.layout)
     if name is not None:
         candidates = [root / f"{name}_precomp", root / name / "precomp"]
     else:
         candidates = sorted(root.glob("*_precomp")) + sorted(root.glob("*/precomp")) + [root / "precomp"]
-    hits = [c for c in candidates if _has_captions(c)]
+    hits = [c for c in candidates if _is_precomp_folder(c)]
     if not hits:
         wanted = f"{name}_precomp/ or {name}/precomp/" if name else "NAME_precomp/ or NAME/precomp/"
         raise UserError(f"--data {root}: no precomp dataset found (expected {wanted} holding SPLIT_caps.txt)")
@@ -190,6 +193,16 @@ def _read_ids(path: Path, n_images: int) -> list[str]:
     return ids
 
 
+def _read_paths(path: Path, n_images: int) -> list[str]:
+    try:
+        paths = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if len(paths) != n_images:
+        raise UserError(f"{path}: {len(paths)} image paths for {n_images} images")
+    return paths
+
+
 def read_scene_graphs(path: Path, n_images: int, n_regions: int) -> list[list[tuple[int, str, int]]]:
     """Read ``{split}_scene_graphs.jsonl``: one ``{"edges": [[subj_region, "rel", obj_region], ...]}`` per image.
 
@@ -227,6 +240,7 @@ class PrecompSplit:
     images: np.ndarray
     captions: list[str]
     ids: list[str] | None = None
+    paths: list[str] | None = None
     boxes: np.ndarray | None = None
     image_sizes: np.ndarray | None = None
     grid: np.ndarray | None = None
@@ -292,8 +306,12 @@ def load_split(
     if images.dtype not in (np.float32, np.float16):
         raise UserError(f"{ims_path}: dtype {images.dtype}, expected float32 (or float16)")
     n_all = int(images.shape[0])
-    captions = read_captions(caps_path)
-    check_captions_per_image(captions, n_all, caps_path, ims_path)
+    paths_path = where.file(split, GALLERY_PATHS)
+    paths = _read_paths(paths_path, n_all) if paths_path.is_file() else None
+    captioned = paths is None or caps_path.is_file()  # only a gallery may come without captions
+    captions = read_captions(caps_path) if captioned else []
+    if captioned:
+        check_captions_per_image(captions, n_all, caps_path, ims_path)
     n_regions = int(images.shape[1])
 
     ids_path = where.file(split, "ids.txt")
@@ -331,6 +349,7 @@ def load_split(
         images=images[:n],
         captions=captions[: CAPTIONS_PER_IMAGE * n],
         ids=None if ids is None else ids[:n],
+        paths=None if paths is None else paths[:n],
         scene_graphs=None if scene_graphs is None else scene_graphs[:n],
         truncated_from=n_all if n < n_all else None,
         **{key: array[:n] for key, array in side.items()},
