@@ -2,8 +2,11 @@
 
 Every registered model is trained with its ``<model>_tiny`` config on one fold of the synthetic
 data and evaluated on that fold's held-out test subjects, next to two baselines measured in the
-same run (`fau.baselines`).  Writes ``OUT/results.json`` and ``OUT/f1_by_au.png`` and prints one
-table.  Each stage is skipped when its output is complete, so a second call only re-evaluates.
+same run (`fau.baselines`); models with a language head (VL-FAU) add their description quality
+(teacher-forced word top-5 accuracy, local / global, and the share of local descriptions whose
+active/inactive state matches the label; results.json also keeps one sample description).  Writes
+``OUT/results.json`` and ``OUT/f1_by_au.png`` and prints one table.  Each stage is skipped when its
+output is complete, so a second call only re-evaluates.
 """
 
 from __future__ import annotations
@@ -46,19 +49,33 @@ def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: st
     seconds = time.time() - began
     report = evaluate_checkpoint(best, prepared, fold, "test", device)
     write_json(run_dir / "eval.json", report)
-    return {"scores": report["scores"], "seconds": seconds, "checkpoint": str(best)}
+    result = {"scores": report["scores"], "seconds": seconds, "checkpoint": str(best)}
+    if "language" in report:
+        result["language"] = report["language"]
+    return result
+
+
+def _language_cells(language: dict[str, Any] | None) -> str:
+    """Word top-5 accuracy "local/global" and description-state accuracy (%), or dashes."""
+    def pct(key: str) -> str:
+        value = (language or {}).get(key)
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    return f"{pct('word_top5_local') + '/' + pct('word_top5_global'):>12}{pct('description_state'):>7}"
 
 
 def format_table(results: dict[str, dict[str, Any]], names: list[str]) -> str:
-    """Per-AU F1 (%) and macro F1 / accuracy / AUC per model, one row each."""
-    header = f"{'model':<11}" + "".join(f"{n:>6}" for n in names) + f"{'F1':>7}{'Acc':>7}{'AUC':>7}{'time s':>8}"
+    """Per-AU F1 (%), macro F1 / accuracy / AUC, time and, for language models, word top-5 accuracy
+    (local/global) and description-state accuracy (%), per model, one row each."""
+    header = (f"{'model':<11}" + "".join(f"{n:>6}" for n in names) + f"{'F1':>7}{'Acc':>7}{'AUC':>7}{'time s':>8}"
+              + f"{'word@5 L/G':>12}{'desc':>7}")
     lines = [header, "-" * len(header)]
     for model, result in results.items():
         scores = result["scores"]
         cells = "".join(f"{100 * scores[n]['f1']:6.1f}" for n in names)
         macro = scores["macro"]
         lines.append(f"{model:<11}{cells}{100 * macro['f1']:7.1f}{100 * macro['accuracy']:7.1f}"
-                     f"{100 * macro['auc']:7.1f}{result['seconds']:8.1f}")
+                     f"{100 * macro['auc']:7.1f}{result['seconds']:8.1f}" + _language_cells(result.get("language")))
     return "\n".join(lines)
 
 

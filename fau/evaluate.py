@@ -3,7 +3,9 @@
 Scores are F1-frame, accuracy and ROC-AUC per AU at threshold 0.5, accumulated over the whole test
 part with unknown labels (−1) skipped, and their macro averages (fau-models.md §1.4–1.5).  Three
 folds are aggregated as mean ± std, with the published number beside ours when the data is the
-real dataset (BP4D / DISFA).
+real dataset (BP4D / DISFA).  Models with a language head (VL-FAU) add the quality of their
+descriptions (Tab 5.4): teacher-forced top-5 word accuracy of the local and global decoders, and the
+fraction of greedy local descriptions whose active/inactive state matches the label.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import yaml
 from torch.utils.data import DataLoader, Subset
 
 from fau.data.loader import AlignedFaceDataset
-from fau.data.table import load_prepared
+from fau.data.table import PreparedDataset, load_prepared
 from fau.models import build_model
 from shared.checkpoint import load_checkpoint, load_state_strict
 from shared.device import resolve_device
@@ -34,6 +36,10 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
     tensors, meta = load_checkpoint(checkpoint)
     prior = np.asarray(meta["prior"], dtype=np.float32) if meta.get("prior") is not None else None
     model = build_model(meta["model"], meta["config"]["model"], num_aus=len(meta["labels"]), prior=prior)
+    wanted = getattr(getattr(model, "vocab", None), "version", None)
+    if wanted is not None and meta.get("template_version") not in (None, wanted):
+        raise UserError(f"{checkpoint}: trained with language template {meta['template_version']!r}, "
+                        f"but model.language.template now gives {wanted!r}")
     load_state_strict(model, tensors, checkpoint)
     return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), meta
 
@@ -59,6 +65,45 @@ def predict_dataset(model: torch.nn.Module, dataset: AlignedFaceDataset, batch_s
     return prob[order].numpy(), label[order].numpy()
 
 
+def language_tensors(model: torch.nn.Module, data: PreparedDataset) -> dict[str, torch.Tensor] | None:
+    """Per-row language-target tensors (``encode_language``) for a model whose ``has_language`` is
+    true (VL-FAU with LLGA or GLGA), None for the others; the prepared targets must come from the
+    template version the model's vocabulary is built from."""
+    if not getattr(model, "has_language", False):
+        return None
+    version, wanted = data.meta.get("template_version"), model.vocab.version
+    if version != wanted:
+        raise UserError(f"{data.root}: language targets were built with template {version!r}, "
+                        f"the model's vocabulary with {wanted!r} (re-run `fau prepare` or set model.language.template)")
+    return model.encode_language(data.language(), data.columns)
+
+
+LANGUAGE_METRICS = ("word_top5_local", "word_top5_global", "description_state")
+
+
+@torch.inference_mode()
+def language_scores(model: torch.nn.Module, dataset: AlignedFaceDataset, batch_size: int,
+                    device: torch.device) -> dict[str, Any]:
+    """Description quality of a language-head model over `dataset` (whose items carry the model's
+    token targets): each metric of ``model.language_statistics`` as a fraction, and the generated
+    description of the first item as a sample."""
+    model.eval()
+    totals: dict[str, list[float]] = {}
+    sample = None
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        outputs = model(batch["image"])
+        for name, (hits, count) in model.language_statistics(outputs, batch).items():
+            total = totals.setdefault(name, [0.0, 0.0])
+            total[0] += hits
+            total[1] += count
+        if sample is None:
+            sample = model.describe({k: v[:1] for k, v in outputs.items()}, dataset.data.columns)[0]
+    scores: dict[str, Any] = {name: (hits / count if count else float("nan")) for name, (hits, count) in totals.items()}
+    scores["sample"] = sample
+    return scores
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str | None = None,
                         split: str = "test", device: str = "auto", batch_size: int = 32) -> dict[str, Any]:
     """Score a checkpoint on a split of a prepared dataset; returns the JSON report."""
@@ -73,9 +118,14 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     probs, labels = predict_dataset(model, dataset, batch_size, info)
     counts = MultilabelCounts(len(data.columns))
     counts.update(probs, labels)
-    return {"model": meta["model"], "dataset": data.meta.get("dataset"), "synthetic": bool(data.meta.get("synthetic")),
-            "aus": list(data.meta.get("aus", [])), "fold": fold, "split": split,
-            "checkpoint": str(checkpoint), "frames": int(len(dataset)), "scores": counts.summary(data.columns)}
+    report = {"model": meta["model"], "dataset": data.meta.get("dataset"), "synthetic": bool(data.meta.get("synthetic")),
+              "aus": list(data.meta.get("aus", [])), "fold": fold, "split": split,
+              "checkpoint": str(checkpoint), "frames": int(len(dataset)), "scores": counts.summary(data.columns)}
+    if getattr(model, "has_language", False):
+        text_set = AlignedFaceDataset(data, dataset.indices, dataset.image_size, crop, train=False,
+                                      extras=language_tensors(model, data))
+        report["language"] = language_scores(model, text_set, batch_size, info.device)
+    return report
 
 
 def paper_f1(dataset: str | None, model: str, aus: Sequence[int] | None = None) -> dict[str, float] | None:
@@ -129,4 +179,13 @@ def format_report(report: Mapping[str, Any]) -> str:
             paper_value = paper.get(name, float(np.mean(list(paper.values()))) if name == "macro" else None)
             paper_cell = f"{paper_value:10.1f}" if paper_value is not None else f"{'':>10}"
         lines.append(f"{name:<8}" + "".join(f"{c:>14}" for c in cells) + paper_cell)
+    language = report.get("language")
+    if language:
+        names = {"word_top5_local": "word top-5 accuracy, local", "word_top5_global": "word top-5 accuracy, global",
+                 "description_state": "local descriptions with the labelled state"}
+        lines += [f"{names[key]}: {100 * language[key]:.1f}%" for key in LANGUAGE_METRICS if key in language]
+        sample = language.get("sample")
+        if sample:
+            lines.append(f"sample global: {sample['global']}")
+            lines += [f"sample {label}: {text}" for label, text in list(sample["local"].items())[:2]]
     return "\n".join(lines)

@@ -16,6 +16,7 @@ Run directory::
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader
 from fau.aus import dataset_for_aus
 from fau.data.loader import AlignedFaceDataset
 from fau.data.table import PreparedDataset, load_prepared
-from fau.evaluate import predict_dataset
+from fau.evaluate import language_tensors, predict_dataset
 from fau.models import build_model
 from shared.checkpoint import describe_transfer, load_checkpoint, load_matching, save_checkpoint
 from shared.config import Options, dump_config
@@ -43,6 +44,7 @@ from shared.training import backward_step, progress, resume_training_state, save
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("step", "cosine")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class TrainSettings:
     nesterov: bool
     betas: tuple[float, float]
     weight_decay: float
+    lr_schedule: str
     lr_step: int
     lr_gamma: float
     epochs: int
@@ -65,6 +68,8 @@ class TrainSettings:
     image_size: int
     crop: int
     cache_images: bool
+    cutout_size: int
+    cutout_prob: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "TrainSettings":
@@ -78,6 +83,12 @@ class TrainSettings:
         else:
             pair = train.floats("betas", length=2, minimum=0.0, maximum=1.0)
             momentum, nesterov, betas = 0.0, False, (pair[0], pair[1])
+        # optional keys (VL-FAU): configs without them keep the step schedule and no Cutout
+        schedule = train.choice("lr_schedule", LR_SCHEDULES) if train.has("lr_schedule") else "step"
+        step = (train.int("lr_step", minimum=1), train.float("lr_gamma", minimum=0.0, maximum=1.0)) \
+            if schedule == "step" else (1, 1.0)
+        cutout = (data.int("cutout_size", minimum=0), data.float("cutout_prob", minimum=0.0, maximum=1.0)) \
+            if data.has("cutout_size") or data.has("cutout_prob") else (0, 0.0)
         settings = cls(
             optimizer=optimizer,
             lr=train.float("lr", minimum=0.0),
@@ -85,8 +96,9 @@ class TrainSettings:
             nesterov=nesterov,
             betas=betas,
             weight_decay=train.float("weight_decay", minimum=0.0),
-            lr_step=train.int("lr_step", minimum=1),
-            lr_gamma=train.float("lr_gamma", minimum=0.0, maximum=1.0),
+            lr_schedule=schedule,
+            lr_step=step[0],
+            lr_gamma=step[1],
             epochs=train.int("epochs", minimum=1),
             batch_size=train.int("batch_size", minimum=1),
             eval_batch_size=train.int("eval_batch_size", minimum=1),
@@ -95,6 +107,8 @@ class TrainSettings:
             image_size=data.int("image_size", minimum=8),
             crop=data.int("crop", minimum=8),
             cache_images=data.bool("cache_images"),
+            cutout_size=cutout[0],
+            cutout_prob=cutout[1],
         )
         train.finish()
         data.finish()
@@ -110,6 +124,11 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
         return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                nesterov=settings.nesterov and settings.momentum > 0, weight_decay=settings.weight_decay)
     return torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
+
+
+def cosine_lr(base_lr: float, iteration: int, total: int) -> float:
+    """Cosine decay per iteration without warm-up, base_lr · ½(1 + cos(π·it/total)) (VL-FAU, §5 V1)."""
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(iteration, total) / max(total, 1)))
 
 
 def fold_statistics(data: PreparedDataset, fold: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -144,6 +163,7 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
         "task": data.meta.get("task", "au"),
         "fold": fold,
         "prior": None if prior is None else prior.tolist(),
+        "template_version": data.meta.get("template_version"),
     }
 
 
@@ -173,11 +193,15 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
         loaded, skipped = load_matching(model, tensors)
         if info.is_main:
             print(describe_transfer(init_from, loaded, skipped))
+    if info.is_main and getattr(model, "backbone_status", None):
+        print(f"{model_name} backbone: {model.backbone_status}", flush=True)
     train_rows, val_rows = data.indices(fold, "train"), data.indices(fold, "val")
     if len(train_rows) == 0 or len(val_rows) == 0:
         raise UserError(f"{data_dir}: fold {fold} has {len(train_rows)} training and {len(val_rows)} validation frames")
     train_set = AlignedFaceDataset(data, train_rows, settings.image_size, settings.crop, train=True,
-                                   seed=settings.seed, cache=settings.cache_images)
+                                   seed=settings.seed, cache=settings.cache_images,
+                                   extras=language_tensors(model, data),
+                                   cutout=(settings.cutout_size, settings.cutout_prob))
     val_set = AlignedFaceDataset(data, val_rows, settings.image_size, settings.crop, train=False,
                                  cache=settings.cache_images)
     per_rank = max(1, settings.batch_size // info.world_size)
@@ -206,6 +230,9 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
         sums: dict[str, float] = {}
         steps = 0
         for batch in progress(loader, f"epoch {epoch + 1}/{settings.epochs}", enabled=show_progress and info.is_main):
+            if settings.lr_schedule == "cosine":
+                lr = cosine_lr(settings.lr, epoch * len(loader) + steps, settings.epochs * len(loader))
+                set_lr(optimizer, lr)
             batch = {k: v.to(info.device) for k, v in batch.items()}
             batch["au_weights"] = au_weights
             with autocast(info.device, amp):

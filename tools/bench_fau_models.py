@@ -11,7 +11,8 @@ For each model in `fau.models.MODELS` and each config — the tiny CPU variant (
 * inference: forward under ``torch.inference_mode()`` at ``--infer-batch`` (paper configs at
   ``--paper-infer-batch``).
 
-MGRR-Net gets a uniform 0.5 co-occurrence prior (A, A).  The reference measured in the same run
+MGRR-Net gets a uniform 0.5 co-occurrence prior (A, A); VL-FAU's batches carry the template language
+targets (`fau.language.targets`) of the random labels, so its step includes both decoders.  The reference measured in the same run
 is the landmark baseline (`fau.baselines.LandmarkBaseline`, per-AU logistic regression on 98-d
 landmark features): its fit and predict_proba throughput on ``--baseline-samples`` random rows.
 The table's ratio columns are model images/s ÷ baseline fit images/s (training) and
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fau.aus import resolve_aus
+from fau.aus import au_names, resolve_aus
 from fau.baselines import LandmarkBaseline
 from fau.models import MODELS, build_model
 from fau.models.losses import LEFT_EYE, RIGHT_EYE
@@ -79,6 +80,14 @@ def random_batch(batch: int, num_aus: int, crop: int, generator: torch.Generator
     }
 
 
+def language_batch(model: torch.nn.Module, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The token targets a language-head model (VL-FAU) trains on, built from `labels` (gender unknown)."""
+    from fau.language.targets import build_targets
+
+    entries = build_targets(labels.numpy(), model.aus, ["unknown"] * len(labels), model.template)
+    return model.encode_language(entries, au_names(model.aus))
+
+
 def load_case(model: str, kind: str, tiny_dataset: str) -> tuple[str, dict[str, Any], int]:
     """(config file name, resolved config, number of AUs) of one benchmark case."""
     name = CONFIG_KINDS[kind].format(model=model)
@@ -100,6 +109,8 @@ def bench_model(model_name: str, kind: str, args: argparse.Namespace) -> Row:
     row = Row(model_name, config_name, num_aus, settings.crop, train_batch, infer_batch)
     generator = torch.Generator().manual_seed(args.seed)
     batch = random_batch(train_batch, num_aus, settings.crop, generator)
+    if getattr(model, "has_language", False):
+        batch.update(language_batch(model, batch["labels"]))
     optimizer = make_optimizer(model, settings)
 
     def train_step() -> None:

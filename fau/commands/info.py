@@ -12,7 +12,7 @@ import argparse
 HELP = "parameter counts per top-level module of a FAU model (--model NAME [--config CFG])"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="registered model name (algrnet, mgrrnet)")
+    parser.add_argument("--model", required=True, help="registered model name (algrnet, mgrrnet, vlfau)")
     parser.add_argument("--config", default=None,
                         help="YAML path or packaged config name (default: <model>_tiny)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",

@@ -2,7 +2,8 @@
 
 Example: ``fau train --model algrnet --data runs/synfacs/prepared --fold part3 --config algrnet_tiny
 --out runs/algrnet train.epochs=4``.  Re-running with the same --out resumes from its last epoch.
-Works under ``torchrun --nproc_per_node 2 -m fau train ...``.
+Works under ``torchrun --nproc_per_node 2 -m fau train ...``.  VL-FAU's ablations (Tab 5.4) are
+``--no-marl``, ``--no-llga`` and ``--no-glga``, shorthands for ``model.marl=false`` etc.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "train a model (ALGRNet, MGRR-Net, VL-FAU) on a prepared dataset fold"
+ABLATIONS = ("marl", "llga", "glga")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA (always off on CPU)")
+    for switch in ABLATIONS:
+        parser.add_argument(f"--no-{switch}", action="store_true",
+                            help=f"VL-FAU ablation: without {switch.upper()} (= model.{switch}=false)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2")
 
 
@@ -31,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from shared.config import load_run_config
     from fau.train import train
 
-    config = load_run_config(args.config or f"{args.model.lower()}_tiny", CONFIG_DIR, args.overrides)
+    switches = [f"model.{s}=false" for s in ABLATIONS if getattr(args, f"no_{s}")]
+    config = load_run_config(args.config or f"{args.model.lower()}_tiny", CONFIG_DIR, [*args.overrides, *switches])
     best = train(args.model, args.data, args.fold, config, args.out, device=args.device,
                  init_from=args.init_from, show_progress=not args.no_progress, amp=not args.no_amp)
     print(f"best checkpoint: {best}")

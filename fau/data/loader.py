@@ -7,11 +7,16 @@ Training items take a random crop and a horizontal flip that also permutes the l
 randomness of item i in epoch e is drawn from a generator seeded by (seed, e, i), so a run resumed
 at epoch e sees exactly the crops an uninterrupted run would.  Evaluation items take the centre crop.
 The stored 200-px crops are first resized to ``image_size`` (the tiny CPU configs use smaller faces).
+
+Optional, only when the trainer asks for them (VL-FAU): ``extras``, per-row tensors added to every
+item under their own keys (the language-target tokens), and Cutout (DeVries & Taylor 2017): with
+probability p one square of side s, centred uniformly in the training crop and clipped at its
+border, set to 0 (the mean) after normalisation (fau-models.md §4.7, §5 V11).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -36,7 +41,8 @@ class AlignedFaceDataset(Dataset):
     """Rows `indices` of a prepared dataset, as model-ready items (see the module docstring)."""
 
     def __init__(self, data: PreparedDataset, indices: Sequence[int], image_size: int, crop: int,
-                 train: bool, seed: int = 0, cache: bool = False) -> None:
+                 train: bool, seed: int = 0, cache: bool = False,
+                 extras: Mapping[str, torch.Tensor] | None = None, cutout: tuple[int, float] = (0, 0.0)) -> None:
         if crop > image_size:
             raise ValueError(f"crop {crop} is larger than image_size {image_size}")
         self.data, self.indices = data, np.asarray(indices, dtype=np.int64)
@@ -44,6 +50,8 @@ class AlignedFaceDataset(Dataset):
         self.labels = torch.from_numpy(data.labels().astype(np.int64))
         stored = int(data.meta.get("crop_size", 200))
         self.landmarks = (data.landmarks * (image_size / stored)).astype(np.float32)
+        self.extras = dict(extras or {})
+        self.cutout_size, self.cutout_prob = cutout
         self.epoch = 0
         self._cache: dict[int, np.ndarray] | None = {} if cache else None
 
@@ -67,14 +75,27 @@ class AlignedFaceDataset(Dataset):
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         row = int(self.indices[item])
         image, points = self._image(row), self.landmarks[row]
+        rng = None
         if self.train:
             rng = np.random.default_rng([self.seed, self.epoch, row])
             image, points = random_crop_flip(image, points, self.crop, rng=rng)
         else:
             image, points = centre_crop(image, points, self.crop)
+        tensor = normalise(image)
+        if rng is not None and self.cutout_size > 0 and rng.random() < self.cutout_prob:
+            cut_out(tensor, self.cutout_size, rng)
         return {
-            "image": normalise(image),
+            "image": tensor,
             "labels": self.labels[row],
             "landmarks": torch.from_numpy(np.nan_to_num(points).astype(np.float32)),
             "index": torch.tensor(row),
+            **{key: value[row] for key, value in self.extras.items()},
         }
+
+
+def cut_out(image: torch.Tensor, size: int, rng: np.random.Generator) -> None:
+    """Cutout in place: zero one `size` × `size` square of a (3, H, W) image, centred uniformly and
+    clipped at the border (DeVries & Taylor 2017)."""
+    h, w = image.shape[-2:]
+    y, x = int(rng.integers(h)) - size // 2, int(rng.integers(w)) - size // 2
+    image[:, max(0, y):min(h, y + size), max(0, x):min(w, x + size)] = 0.0

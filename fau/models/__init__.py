@@ -1,4 +1,4 @@
-"""FAU model architectures, registered by name (``--model algrnet|mgrrnet``).
+"""FAU model architectures, registered by name (``--model algrnet|mgrrnet|vlfau``).
 
 `build_model(name, config, num_aus, prior)` is the one constructor the trainer, evaluator, `fau info`
 and predict use; `config` is the ``model:`` section of a YAML config (``fau/configs/``).
@@ -17,6 +17,7 @@ MODELS: Registry = Registry("fau model")
 # the model modules register themselves in MODELS on import (after MODELS exists)
 from fau.models import algrnet as _algrnet  # noqa: E402,F401
 from fau.models import mgrrnet as _mgrrnet  # noqa: E402,F401
+from fau.models import vlfau as _vlfau  # noqa: E402,F401
 from fau.models.base import FAUModel  # noqa: E402
 
 

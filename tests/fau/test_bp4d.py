@@ -1,7 +1,6 @@
 """BP4D loader: AU_OCC label rules (9 -> -1), AU selection, frame lookup, landmarks, bad inputs."""
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """DISFA loader: occurrence = intensity >= 2, 1-based frames, .mat / CSV landmarks, bad inputs."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """FPara-style grade CSV loader and the paralysis-AU centre definitions."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,8 +1,6 @@
 """`fau prepare` end to end on each raw fixture format: table, crops, folds, stats, text, resume."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,0 +1,311 @@
+"""VL-FAU, explainable FAU recognition by vision-language joint learning (thesis Ch. 5; fau-models.md §4).
+
+Swin stem → MARL: multi-scale combination (MSC, eq. 5.1) → one DAIR per AU (eqs. 5.2–5.3) →
+per-AU classifiers on the pooled refined features (L_Fau, eqs. 5.8–5.9). Two language auxiliaries:
+LLGA, one soft-attention LSTM decoder shared by all AUs that describes AU i's state from its refined
+features V̂_i (eqs. 5.7, 5.10; the AU token starts the caption, §5 V5), and GLGA, a decoder over the
+combined features V that describes the whole face (eqs. 5.4–5.6, 5.11) with an auxiliary AU
+classifier on its time-averaged attention context (L_Gau). Loss (eq. 5.12): L_Fau + L_Lgen + L_Ggen
++ L_Gau, all weights 1. At inference only the image is needed: AU probabilities, one local
+description per AU and a global one (greedy or beam decoding), and explanations (§5 V12).
+
+Ablation switches (Tab 5.4): ``marl`` false = last Swin stage only, no MSC and no DAIR (①);
+``llga`` / ``glga`` false drop the local / global auxiliary (GLGA takes L_Gau with it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fau.aus import resolve_aus
+from fau.language.explain import EXPLANATION_MODES, description_state, explanation
+from fau.language.targets import check_aus, load_template
+from fau.language.vocab import Vocabulary, encode_targets
+from fau.models import MODELS
+from fau.models.base import FAUModel
+from fau.models.language_decoder import AttentionLSTMDecoder, Decoded, WordLayer
+from fau.models.losses import weighted_bce
+from fau.models.msc_dair import DAIR, LastStage, MultiScaleCombination, SwinStages
+from fau.models.stem import GroupedLinear
+from shared.config import Options
+from shared.errors import UserError
+
+WEIGHT_NORMS = ("sum_to_n", "sum_to_one")
+GAU_CLASSIFIERS = ("separate", "main")
+DECODINGS = ("greedy", "beam")
+
+
+def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, pad: int) -> torch.Tensor:
+    """-1/T Σ_t log p(s_t | ...) per sequence (padding excluded), averaged over the sequences
+    (eqs. 5.10–5.11). `logits` (S, T, V), `targets` (S, T)."""
+    nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=pad, reduction="none")
+    mask = (targets != pad).to(nll.dtype)
+    return ((nll * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).mean()
+
+
+def trim(tokens: torch.Tensor, pad: int) -> torch.Tensor:
+    """Rows that have a target (first generated id is not ``<pad>``), cut to the longest one."""
+    length = int((tokens != pad).sum(dim=1).max())
+    return tokens[:, :length]
+
+
+@MODELS.register("vlfau")
+class VLFAU(FAUModel):
+    """VL-FAU built from the ``model:`` config section (see ``fau/configs/vlfau_*.yaml``)."""
+
+    name = "vlfau"
+
+    def __init__(self, config: Mapping[str, Any], num_aus: int, prior: np.ndarray | None = None) -> None:
+        opts = Options(config, "model")
+        dataset = opts.str("dataset")
+        aus = resolve_aus(dataset)
+        if len(aus) != num_aus:
+            raise UserError(f"model.dataset {dataset!r} has {len(aus)} AUs but the data has {num_aus} labels")
+        crop = opts.int("input_size", minimum=16)
+        super().__init__(num_aus, crop)
+        self.aus = aus
+
+        backbone = opts.sub("backbone")
+        self.backbone = SwinStages(backbone.str("name"), crop, backbone.str("weights", allow_none=True),
+                                   backbone.float("drop_path", minimum=0.0, maximum=1.0),
+                                   backbone.mapping("options"))
+        self.backbone_status = self.backbone.status
+
+        self.marl = opts.bool("marl")
+        msc, dair = opts.sub("msc"), opts.sub("dair")
+        dim, channels, grid = msc.int("dim", minimum=1), msc.int("channels", minimum=1), msc.int("grid", minimum=1)
+        reduction, kernel = dair.int("reduction", minimum=1), dair.int("spatial_kernel", minimum=1)
+        if kernel % 2 == 0:
+            raise UserError(f"config model.dair.spatial_kernel: {kernel} must be odd")
+        if self.marl:
+            self.combine: nn.Module = MultiScaleCombination(self.backbone.channels, channels, grid, dim)
+            self.dair: DAIR | None = DAIR(num_aus, dim, reduction, kernel)
+        else:
+            self.combine, self.dair = LastStage(self.backbone.channels, dim), None
+        self.classifier = GroupedLinear(num_aus, dim, 1)
+
+        self.llga, self.glga = opts.bool("llga"), opts.bool("glga")
+        lang = opts.sub("language")
+        source = lang.str("template")
+        self.template = load_template(None if source == "default" else source)
+        check_aus(self.template, aus)
+        self.vocab = Vocabulary.from_template(self.template)
+        hidden, embed = lang.int("hidden", minimum=1), lang.int("embed", minimum=1)
+        attention, dropout = lang.int("attention", minimum=1), lang.float("dropout", minimum=0.0, maximum=1.0)
+        self.au_start = lang.bool("au_token")
+        shared_output = lang.bool("shared_output")
+        self.local_len = lang.int("local_max_len", minimum=1)
+        self.global_len = lang.int("global_max_len", minimum=1)
+        self.beam_size = lang.int("beam", minimum=1)
+        pad = self.vocab.pad
+
+        def decoder() -> AttentionLSTMDecoder:
+            return AttentionLSTMDecoder(dim, hidden, embed, attention, dropout)
+
+        self.local_decoder = decoder() if self.llga else None
+        self.global_decoder = decoder() if self.glga else None
+        never = self.vocab.never_generated()
+        self.words = WordLayer(len(self.vocab), embed, hidden, pad, never) if self.llga or self.glga else None
+        self.global_words = (WordLayer(len(self.vocab), embed, hidden, pad, never)
+                             if self.llga and self.glga and not shared_output else None)
+
+        loss = opts.sub("loss")
+        self.weight_norm = loss.choice("au_weight_norm", WEIGHT_NORMS)
+        self.lgen_weight = loss.float("lgen_weight", minimum=0.0)
+        self.ggen_weight = loss.float("ggen_weight", minimum=0.0)
+        self.gau_weight = loss.float("gau_weight", minimum=0.0)
+        self.gau_mode = loss.choice("gau_classifier", GAU_CLASSIFIERS)
+        self.gau_head = nn.Linear(dim, num_aus) if self.glga and self.gau_mode == "separate" else None
+        self.explanation_mode = opts.choice("explanation_mode", EXPLANATION_MODES)
+        opts.finish()
+
+    # --- vision -----------------------------------------------------------------------------
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``au_logits`` (B, A), ``region_maps`` (B, A, H, W) = the DAIR spatial attention (ones without
+        MARL), ``features`` V (B, N, d) and ``au_features`` V̂_i (B, A, N, d), N = H·W positions."""
+        self.check_images(images)
+        v = self.combine(self.backbone(images))                               # (B, d, H, W)
+        b, d, h, w = v.shape
+        if self.dair is not None:
+            refined, maps = self.dair(v)                                      # (B, A, d, H, W)
+        else:
+            refined, maps = v.unsqueeze(1).expand(b, self.num_aus, d, h, w), v.new_ones(b, self.num_aus, h, w)
+        logits = self.classifier(refined.mean(dim=(-2, -1))).squeeze(-1)
+        return {"au_logits": logits, "region_maps": maps, "features": v.flatten(2).transpose(1, 2),
+                "au_features": refined.flatten(3).transpose(2, 3)}
+
+    # --- language -----------------------------------------------------------------------------
+
+    @property
+    def has_language(self) -> bool:
+        """True unless both language auxiliaries are switched off (then no text targets are needed)."""
+        return self.local_decoder is not None or self.global_decoder is not None
+
+    def _words(self, kind: str) -> WordLayer:
+        return self.global_words if kind == "global" and self.global_words is not None else self.words
+
+    def _starts(self, batch: int, device: torch.device) -> torch.Tensor:
+        ids = [self.vocab.start(au if self.au_start else None) for au in self.aus]
+        return torch.tensor(ids, dtype=torch.int64, device=device).repeat(batch)
+
+    def encode_language(self, entries: Sequence[dict], labels: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Per-row token tensors of ``language.jsonl`` entries (`fau.language.vocab.encode_targets`),
+        the extra batch keys ``local_tokens`` (A, 1 + local_max_len) and ``global_tokens``."""
+        if len(labels) != self.num_aus:
+            raise UserError(f"vlfau: {len(labels)} label columns for a {self.num_aus}-AU model")
+        return encode_targets(self.vocab, entries, labels, self.aus, self.local_len, self.global_len, self.au_start)
+
+    @staticmethod
+    def _batch_tokens(batch: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
+        if key not in batch:
+            raise ValueError(f"vlfau: the batch has no {key!r}; build the dataset with the model's "
+                             "encode_language() targets")
+        return batch[key]
+
+    def _local_forced(self, outputs: Mapping[str, torch.Tensor],
+                      batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Teacher-forced local word logits (S, T, V) and targets (S, T) of every known (image, AU)."""
+        tokens = self._batch_tokens(batch, "local_tokens").flatten(0, 1)
+        keep = tokens[:, 1] != self.vocab.pad
+        if not bool(keep.any()):
+            return None
+        tokens = trim(tokens[keep], self.vocab.pad)
+        features = outputs["au_features"].flatten(0, 1)[keep]
+        logits, _, _ = self.local_decoder(features, tokens[:, :-1], self._words("local"))
+        return logits, tokens[:, 1:]
+
+    def _global_forced(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Teacher-forced global logits, targets, time-averaged contexts (S, d) and the row mask (B,)."""
+        tokens = self._batch_tokens(batch, "global_tokens")
+        keep = tokens[:, 1] != self.vocab.pad
+        if not bool(keep.any()):
+            return None
+        tokens = trim(tokens[keep], self.vocab.pad)
+        logits, _, contexts = self.global_decoder(outputs["features"][keep], tokens[:, :-1], self._words("global"))
+        mask = (tokens[:, 1:] != self.vocab.pad).to(contexts.dtype).unsqueeze(-1)
+        averaged = (contexts * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)    # z = 1/T Σ α_t V
+        return logits, tokens[:, 1:], averaged, keep
+
+    def _gau_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """L_Gau's AU classifier on z (§5 V7): its own Linear(d → A), or the main per-AU classifier."""
+        if self.gau_head is not None:
+            return self.gau_head(z)
+        return self.classifier(z.unsqueeze(1).expand(-1, self.num_aus, -1)).squeeze(-1)
+
+    def compute_losses(self, outputs: Mapping[str, torch.Tensor],
+                       batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """L_Fau + L_Lgen + L_Ggen + L_Gau (eq. 5.12, config weights, 1 in the paper); the batch carries
+        ``labels``, ``au_weights`` and, with the language heads, ``local_tokens`` / ``global_tokens``."""
+        labels, weights = batch["labels"], batch["au_weights"]
+        if self.weight_norm == "sum_to_one":                       # eq. 5.9 as printed (§5 G8)
+            weights = weights / weights.sum()
+        zero = outputs["au_logits"].new_zeros(())
+        losses = {"fau": weighted_bce(outputs["au_logits"], labels, weights)}
+        total = losses["fau"]
+        if self.local_decoder is not None:
+            forced = self._local_forced(outputs, batch)
+            losses["lgen"] = sequence_nll(*forced, self.vocab.pad) if forced is not None else zero
+            total = total + self.lgen_weight * losses["lgen"]
+        if self.global_decoder is not None:
+            forced = self._global_forced(outputs, batch)
+            if forced is None:
+                losses["ggen"] = losses["gau"] = zero
+            else:
+                logits, targets, z, keep = forced
+                losses["ggen"] = sequence_nll(logits, targets, self.vocab.pad)
+                losses["gau"] = weighted_bce(self._gau_logits(z), labels[keep], weights)
+            total = total + self.ggen_weight * losses["ggen"] + self.gau_weight * losses["gau"]
+        losses["total"] = total
+        return losses
+
+    def _decode(self, decoder: AttentionLSTMDecoder, features: torch.Tensor, start: torch.Tensor,
+                max_len: int, words: WordLayer, decoding: str) -> Decoded:
+        if decoding not in DECODINGS:
+            raise UserError(f"decoding {decoding!r} is not one of {', '.join(DECODINGS)}")
+        if decoding == "beam":
+            return decoder.beam(features, start, max_len, words, self.vocab.eos, self.vocab.pad, self.beam_size)
+        return decoder.greedy(features, start, max_len, words, self.vocab.eos, self.vocab.pad)
+
+    def generate(self, outputs: Mapping[str, torch.Tensor], decoding: str = "greedy") -> dict[str, Decoded]:
+        """Decoded ``local`` (B·A sequences, AU-major within each image) and ``global`` (B) sequences."""
+        b = outputs["au_logits"].shape[0]
+        device = outputs["au_logits"].device
+        out = {}
+        if self.local_decoder is not None:
+            out["local"] = self._decode(self.local_decoder, outputs["au_features"].flatten(0, 1),
+                                        self._starts(b, device), self.local_len, self._words("local"), decoding)
+        if self.global_decoder is not None:
+            start = torch.full((b,), self.vocab.bos, dtype=torch.int64, device=device)
+            out["global"] = self._decode(self.global_decoder, outputs["features"], start, self.global_len,
+                                         self._words("global"), decoding)
+        return out
+
+    def describe(self, outputs: Mapping[str, torch.Tensor], labels: Sequence[str],
+                 decoding: str = "greedy") -> list[dict[str, Any]] | None:
+        """Generated descriptions per image: ``{"global": str | None, "local": {label: str}}``
+        (global None without GLGA, local empty without LLGA; None when both are off)."""
+        if len(labels) != self.num_aus:
+            raise UserError(f"vlfau: {len(labels)} labels for a {self.num_aus}-AU model")
+        if self.local_decoder is None and self.global_decoder is None:
+            return None
+        decoded = self.generate(outputs, decoding)
+        b = outputs["au_logits"].shape[0]
+        local = ([self.vocab.decode(row) for row in decoded["local"].tokens.tolist()]
+                 if "local" in decoded else None)
+        glob = [self.vocab.decode(row) for row in decoded["global"].tokens.tolist()] if "global" in decoded else None
+        return [{"global": glob[i] if glob is not None else None,
+                 "local": {} if local is None else dict(zip(labels, local[i * self.num_aus:(i + 1) * self.num_aus]))}
+                for i in range(b)]
+
+    def explain(self, outputs: Mapping[str, torch.Tensor], labels: Sequence[str], decoding: str = "greedy",
+                mode: str | None = None, genders: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Labelled explanations per image (§5 V12): the generated text, the template text of the
+        predicted states, or both (`mode`, default the config's ``explanation_mode``)."""
+        mode = mode or self.explanation_mode
+        generated = self.describe(outputs, labels, decoding) if mode != "template" else None
+        probs = torch.sigmoid(outputs["au_logits"].float()).tolist()
+        genders = list(genders) if genders is not None else ["unknown"] * len(probs)
+        return [explanation(generated[i] if generated is not None else None, probs[i], self.aus,
+                            self.template, mode, genders[i]) for i in range(len(probs))]
+
+    @torch.no_grad()
+    def language_statistics(self, outputs: Mapping[str, torch.Tensor],
+                            batch: Mapping[str, torch.Tensor]) -> dict[str, tuple[float, float]]:
+        """(hits, count) per language metric of one batch (`fau eval`, Tab 5.4): ``word_top5_local`` /
+        ``word_top5_global``, teacher-forced top-5 word accuracy over the target tokens, and
+        ``description_state``, greedy local descriptions whose state (`description_state`) equals
+        the label, over the known labels."""
+        pad = self.vocab.pad
+        stats: dict[str, tuple[float, float]] = {}
+
+        def top5(forced: tuple[torch.Tensor, ...] | None) -> tuple[float, float]:
+            if forced is None:
+                return 0.0, 0.0
+            logits, targets = forced[0], forced[1]
+            k = min(5, logits.shape[-1])
+            hit = (logits.topk(k, dim=-1).indices == targets.unsqueeze(-1)).any(dim=-1) & (targets != pad)
+            return float(hit.sum()), float((targets != pad).sum())
+
+        if self.local_decoder is not None:
+            stats["word_top5_local"] = top5(self._local_forced(outputs, batch))
+            decoded = self._decode(self.local_decoder, outputs["au_features"].flatten(0, 1),
+                                   self._starts(outputs["au_logits"].shape[0], outputs["au_logits"].device),
+                                   self.local_len, self._words("local"), "greedy")
+            labels = batch["labels"].flatten().tolist()
+            aus = list(self.aus) * outputs["au_logits"].shape[0]
+            hits = count = 0
+            for row, label, au in zip(decoded.tokens.tolist(), labels, aus):
+                if label >= 0:
+                    count += 1
+                    hits += int(description_state(self.vocab.decode(row), au, self.template) == label)
+            stats["description_state"] = (float(hits), float(count))
+        if self.global_decoder is not None:
+            stats["word_top5_global"] = top5(self._global_forced(outputs, batch))
+        return stats

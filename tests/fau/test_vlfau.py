@@ -1,0 +1,193 @@
+"""VL-FAU on its tiny config: output shapes, label masks, the four losses and their gradients,
+overfitting 16 images, ablation switches, descriptions and explanations, local backbone weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fau.aus import BP4D_AUS
+from fau.language.targets import build_targets, global_sentence, load_template, local_sentences
+from fau.models import build_model
+from fau.models.vlfau import sequence_nll
+from shared.config import apply_overrides, load_config
+from shared.errors import UserError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "fau" / "configs"
+LABELS = [f"AU{a}" for a in BP4D_AUS]
+A = len(BP4D_AUS)
+
+
+def tiny(*overrides: str) -> dict:
+    return apply_overrides(load_config(CONFIGS / "vlfau_tiny.yaml"), overrides)["model"]
+
+
+def build(*overrides: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model("vlfau", tiny(*overrides), A)
+
+
+def make_batch(model, size: int, seed: int = 1) -> dict[str, torch.Tensor]:
+    """Random-but-fixed images and labels (10% unknown) with their template language targets."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice([-1, 0, 1], p=[0.1, 0.6, 0.3], size=(size, A))
+    genders = [("female", "male")[i % 2] for i in range(size)]
+    entries = build_targets(labels, BP4D_AUS, genders, load_template())
+    gen = torch.Generator().manual_seed(seed)
+    return {"image": torch.rand(size, 3, 64, 64, generator=gen) * 2 - 1, "labels": torch.as_tensor(labels),
+            "au_weights": torch.rand(A, generator=gen) + 0.5, **model.encode_language(entries, LABELS)}
+
+
+def test_output_shapes_and_region_maps() -> None:
+    model = build()
+    out = model(make_batch(model, 2)["image"])
+    assert out["au_logits"].shape == (2, A)
+    assert out["region_maps"].shape == (2, A, 8, 8)
+    assert ((out["region_maps"] >= 0) & (out["region_maps"] <= 1)).all()
+    assert out["features"].shape == (2, 64, 32) and out["au_features"].shape == (2, A, 64, 32)
+    with pytest.raises(UserError, match="expected images"):
+        model(torch.zeros(1, 3, 80, 80))
+
+
+def test_unknown_labels_are_masked_out_of_every_loss() -> None:
+    model = build("model.language.dropout=0.0")
+    batch = make_batch(model, 4)
+    unknown = batch["labels"] < 0
+    assert unknown.any() and (batch["local_tokens"][unknown] == model.vocab.pad).all()
+    out = model(batch["image"])
+    features = out["au_features"].detach().requires_grad_(True)
+    losses = model.compute_losses({**out, "au_features": features}, batch)
+    (grad,) = torch.autograd.grad(losses["lgen"], features)
+    assert (grad[unknown] == 0).all() and (grad[~unknown] != 0).any()
+    # L_Lgen is the mean over known (image, AU) pairs of their per-token NLL (eq. 5.10)
+    flat = batch["local_tokens"].flatten(0, 1)[~unknown.flatten()]
+    logits, _, _ = model.local_decoder(features.flatten(0, 1)[~unknown.flatten()], flat[:, :-1], model.words)
+    torch.testing.assert_close(losses["lgen"], sequence_nll(logits, flat[:, 1:], model.vocab.pad))
+
+
+@pytest.mark.parametrize("loss, modules", [
+    ("fau", ["backbone", "combine", "dair", "classifier"]),
+    ("lgen", ["backbone", "combine", "dair", "local_decoder", "words"]),
+    ("ggen", ["backbone", "combine", "global_decoder", "words"]),
+    ("gau", ["combine", "global_decoder.att_v", "global_decoder.cell", "gau_head"]),
+])
+def test_gradients_reach_each_loss_parameters(loss: str, modules: list[str]) -> None:
+    model = build()
+    batch = make_batch(model, 4)
+    losses = model.compute_losses(model(batch["image"]), batch)
+    assert set(losses) == {"fau", "lgen", "ggen", "gau", "total"}
+    torch.testing.assert_close(losses["total"], losses["fau"] + losses["lgen"] + losses["ggen"] + losses["gau"])
+    losses[loss].backward()
+    for prefix in modules:
+        grads = [p.grad for n, p in model.named_parameters() if n.startswith(prefix)]
+        assert grads and any(g is not None and g.abs().sum() > 0 for g in grads), (loss, prefix)
+
+
+def test_total_loss_reaches_every_parameter() -> None:
+    model = build()
+    batch = make_batch(model, 4)
+    model.compute_losses(model(batch["image"]), batch)["total"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing
+
+
+def test_overfits_16_images() -> None:
+    """The joint loss falls by >= 90% on 16 fixed images (sentences cut to 8 tokens to keep it fast)."""
+    model = build("model.language.dropout=0.0", "model.language.local_max_len=8", "model.language.global_max_len=8")
+    batch = make_batch(model, 16)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    first = last = None
+    for _ in range(80):
+        losses = model.compute_losses(model(batch["image"]), batch)
+        first = first or {k: v.item() for k, v in losses.items()}
+        last = {k: v.item() for k, v in losses.items()}
+        if last["total"] <= 0.1 * first["total"]:
+            break
+        optimiser.zero_grad()
+        losses["total"].backward()
+        optimiser.step()
+    assert last["total"] <= 0.1 * first["total"], (first, last)
+
+
+@pytest.mark.parametrize("switch, gone, kept", [
+    ("model.marl=false", {"dair"}, {"fau", "lgen", "ggen", "gau"}),
+    ("model.llga=false", {"local_decoder"}, {"fau", "ggen", "gau"}),
+    ("model.glga=false", {"global_decoder", "gau_head"}, {"fau", "lgen"}),
+])
+def test_ablation_switches(switch: str, gone: set[str], kept: set[str]) -> None:
+    """Tab 5.4 variants as config overrides: the switched-off modules and losses are absent."""
+    model = build(switch)
+    batch = make_batch(model, 2)
+    out = model(batch["image"])
+    losses = model.compute_losses(out, batch)
+    assert set(losses) == kept | {"total"}
+    assert all(getattr(model, name) is None for name in gone)
+    losses["total"].backward()
+    description = model.describe(out, LABELS)[0]
+    assert (description["global"] is None) == (switch == "model.glga=false")
+    assert (description["local"] == {}) == (switch == "model.llga=false")
+
+
+def test_describe_and_explanation_modes() -> None:
+    model = build().eval()
+    template = load_template()
+    with torch.no_grad():
+        out = model(make_batch(model, 2)["image"])
+        for decoding in ("greedy", "beam"):
+            described = model.describe(out, LABELS, decoding)
+            assert len(described) == 2 and set(described[0]["local"]) == set(LABELS)
+            assert all(isinstance(t, str) for d in described for t in [d["global"], *d["local"].values()])
+        both = model.explain(out, LABELS)
+        assert set(both[0]) == {"generated", "template"}
+        assert both[0]["generated"] == model.describe(out, LABELS)[0]
+        states = (torch.sigmoid(out["au_logits"][0]) >= 0.5).long().tolist()
+        assert both[0]["template"]["local"] == local_sentences(states, BP4D_AUS, template)
+        assert both[0]["template"]["global"] == global_sentence(states, BP4D_AUS, "unknown", template)
+        assert set(model.explain(out, LABELS, mode="template")[0]) == {"template"}
+        assert set(model.explain(out, LABELS, mode="generated")[0]) == {"generated"}
+        with pytest.raises(UserError, match="decoding"):
+            model.describe(out, LABELS, "sample")
+
+
+def test_weight_norm_option_scales_the_au_loss() -> None:
+    batch = make_batch(build(), 2)
+    n, one = build(), build("model.loss.au_weight_norm=sum_to_one")
+    fau_n = n.compute_losses(n(batch["image"]), batch)["fau"]
+    fau_one = one.compute_losses(one(batch["image"]), batch)["fau"]
+    torch.testing.assert_close(fau_one * batch["au_weights"].sum(), fau_n)
+
+
+def test_backbone_loads_only_a_local_safetensors_file(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = build(seed=1)
+    path = tmp_path / "swin.safetensors"
+    save_file({k: v.contiguous() for k, v in source.backbone.swin.state_dict().items()}, str(path))
+    loaded = build(f"model.backbone.weights={path}", seed=2)
+    assert loaded.backbone_status.startswith("ImageNet weights from")
+    for name, value in source.backbone.swin.state_dict().items():
+        assert torch.equal(value, loaded.backbone.swin.state_dict()[name]), name
+    assert build().backbone_status.startswith("random init")
+    with pytest.raises(UserError, match="not a local .safetensors file"):
+        build(f"model.backbone.weights={tmp_path / 'missing.safetensors'}")
+
+
+@pytest.mark.parametrize("option", ["model.language.shared_output=false", "model.loss.gau_classifier=main",
+                                    "model.language.au_token=false"])
+def test_language_options_train_and_save(option: str, tmp_path: Path) -> None:
+    """Separate W^s per decoder (§5 V6), L_Gau through the main classifier (§5 V7), <bos> instead of
+    the AU token (§5 V5): all train and save as safetensors checkpoints."""
+    from shared.checkpoint import save_checkpoint
+
+    model = build(option)
+    batch = make_batch(model, 2)
+    assert (model.global_words is not None) == (option == "model.language.shared_output=false")
+    assert (model.gau_head is None) == (option == "model.loss.gau_classifier=main")
+    starts = batch["local_tokens"][:, :, 0][batch["labels"] >= 0]
+    assert bool((starts == model.vocab.bos).all()) == (option == "model.language.au_token=false")
+    model.compute_losses(model(batch["image"]), batch)["total"].backward()
+    assert all(p.grad is not None for p in model.parameters())
+    save_checkpoint(tmp_path / "m", model.state_dict(), {"model": "vlfau", "config": {}})
