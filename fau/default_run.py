@@ -27,13 +27,16 @@ from fau.synth.generate import generate
 from shared.io import atomic_path, write_json
 
 RAW_DONE = "synfacs_report.json"
+#: frames per SynFACS sequence in this job (the generator's default is 48): 15 subjects × 4 tasks × 24
+#: = 1,440 frames keep three models' training within the job's CPU budget
+FRAMES_PER_SEQUENCE = 24
 
 
 def ensure_data(out: Path, seed: int, progress: bool) -> Path:
     """Generate and prepare SynFACS under `out` unless already done; return the prepared folder."""
     raw, prepared = out / "synfacs" / "raw", out / "synfacs" / "prepared"
     if not (raw / RAW_DONE).is_file():
-        generate(raw, seed=seed, workers=2, overwrite=raw.exists(), progress=progress)
+        generate(raw, n_frames=FRAMES_PER_SEQUENCE, seed=seed, workers=2, overwrite=raw.exists(), progress=progress)
     if not (prepared / META_FILE).is_file():
         prepare("bp4d", raw, prepared, aus=None, progress=progress)
     return prepared

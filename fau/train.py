@@ -80,9 +80,11 @@ class TrainSettings:
         optimizer = train.choice("optimizer", OPTIMIZERS)
         if optimizer == "sgd":
             momentum, nesterov, betas = train.float("momentum", 0.0, 1.0), train.bool("nesterov"), (0.9, 0.999)
+            _unused_by_optimizer(train, optimizer, ("betas",))
         else:
             pair = train.floats("betas", length=2, minimum=0.0, maximum=1.0)
             momentum, nesterov, betas = 0.0, False, (pair[0], pair[1])
+            _unused_by_optimizer(train, optimizer, ("momentum", "nesterov"))
         # optional keys (VL-FAU): configs without them keep the step schedule and no Cutout
         schedule = train.choice("lr_schedule", LR_SCHEDULES) if train.has("lr_schedule") else "step"
         step = (train.int("lr_step", minimum=1), train.float("lr_gamma", minimum=0.0, maximum=1.0)) \
@@ -115,6 +117,14 @@ class TrainSettings:
         if settings.crop > settings.image_size:
             raise UserError(f"config data.crop {settings.crop} is larger than data.image_size {settings.image_size}")
         return settings
+
+
+def _unused_by_optimizer(train: Options, optimizer: str, keys: tuple[str, ...]) -> None:
+    """Keys of the other optimizer may stay in a config (a tiny config switching its paper base's
+    optimizer) only as null; any other value is an error, since it would be silently ignored."""
+    for key in keys:
+        if train.has(key) and train.raw(key) is not None:
+            raise UserError(f"config train.{key}: not used by optimizer {optimizer!r} (set it to null)")
 
 
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -162,6 +172,8 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
         "dataset": data.meta.get("dataset"),
         "task": data.meta.get("task", "au"),
         "fold": fold,
+        "crop_size": int(data.meta.get("crop_size", 200)),
+        "box_enlarge": float(data.meta.get("box_enlarge", 2.9)),
         "prior": None if prior is None else prior.tolist(),
         "template_version": data.meta.get("template_version"),
     }
