@@ -2,8 +2,9 @@
 
 Every registered model is trained with its tiny config (3SHNet twice: region and grid features),
 evaluated on the test split and on its hard subset (distractors that differ only in attribute
-binding or relation direction), and the region + grid matrices of 3SHNet are averaged into the
-ensemble row, as the thesis does.  Writes ``OUT/results.json`` and ``OUT/rsum.png``; prints one table.
+binding or relation direction), and the ensemble rows average saved test matrices, as the thesis
+does: 3SHNet region + grid, and HiRE* = HiRE image-to-text + text-to-image (`ENSEMBLES`).
+Writes ``OUT/results.json`` and ``OUT/rsum.png``; prints one table.
 Each stage is skipped when its output is complete, so a second call only re-evaluates.
 """
 
@@ -27,6 +28,8 @@ from shared.io import atomic_path, write_json
 #: default SynScenes size of this job (the generator's own default is 3000/200/1000)
 SIZES = {"n_train": 1000, "n_dev": 200, "n_test": 500}
 DONE = "dataset_synscenes.json"
+#: ensemble row → the rows whose test similarity matrices it averages (retrieval-models.md §1.5)
+ENSEMBLES = {"3shnet_region+grid": ("3shnet", "3shnet_grid"), "hire*": ("hire_i2t", "hire_t2i")}
 
 
 def ensure_data(out: Path, seed: int, progress: bool) -> Path:
@@ -107,11 +110,12 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
                                      progress=progress)
         write_json(out / row / "eval.json", report)
         results[row] = {"metrics": report["metrics"], "hard": report.get("hard"), "seconds": seconds}
-    if {"3shnet", "3shnet_grid"} <= set(results):
-        sims = average_sims([out / "3shnet" / "test_sims.npy", out / "3shnet_grid" / "test_sims.npy"])
-        hard_file = resolve_precomp_dir(data).file("test", "hard.json")
-        results["3shnet_region+grid"] = {"metrics": evaluate_protocol(sims, "full"),
-                                         "hard": hard_subset_metrics(sims, load_hard_groups(hard_file))}
+    hard_file = resolve_precomp_dir(data).file("test", "hard.json")
+    for row, members in ENSEMBLES.items():
+        if set(members) <= set(results):
+            sims = average_sims([out / member / "test_sims.npy" for member in members])
+            results[row] = {"metrics": evaluate_protocol(sims, "full"),
+                            "hard": hard_subset_metrics(sims, load_hard_groups(hard_file))}
     summary = {"data": str(data), "results": results, "seconds": round(time.time() - began, 1)}
     write_json(out / "results.json", summary)
     if results:

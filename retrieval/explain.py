@@ -11,6 +11,13 @@ For each selected image of a split:
   the 7 referral-tree nodes (argmax of the node classifier, decoded through the parse cache's
   dictionaries, with its softmax probability) and, for each of the image's 5 captions, the TCS-Tree's
   predicted nodes beside the ground-truth labels of the parse cache (when the split was parsed).
+* HSLM (retrieval-models.md §6; 004 Eq. 16, 21): for each of the image's 5 captions, every word with its
+  SAF gate (the word's weight in the learned similarity), its share of the gated sum and the region it
+  attends most (sigmoid cross-attention), plus the global-alignment gate and the pair's score.
+* HiRE (retrieval-models.md §3; thesis 000 Eq. 7.6, 7.9): the image's ten strongest VSSG edges with their
+  learned, row-normalised weights E_ij, and for each of its 5 captions the pair's score and the five
+  word–region pairs with the largest first local–local attention β (i2t: regions over words; t2i:
+  words over regions).
 * Every exported model: the image's top-5 retrieved captions over the whole split (cosine of the
   model's embeddings, the evaluator's similarity), each flagged when it is one of the image's own.
 
@@ -38,6 +45,8 @@ from shared.io import write_json
 DEFAULT_IMAGES = 10
 TOP_CELLS = 5
 TOP_CAPTIONS = 5
+TOP_PAIRS = 5   # HiRE word–region pairs per caption
+TOP_EDGES = 10  # HiRE VSSG edges per image
 GRID_SIDE = 7  # 3SHNet grid variant: 7 × 7 backbone cells
 
 
@@ -214,9 +223,110 @@ def _explain_smfea(model: torch.nn.Module, split: PrecompSplit, indices: Sequenc
     return header, images
 
 
+def hslm_caption(words: Sequence[str], gates: np.ndarray, global_gate: float, attention: np.ndarray, score: float,
+                 boxes: np.ndarray | None) -> dict[str, Any]:
+    """One (image, caption) pair of HSLM: every word with its SAF gate (Eq. 21, HS-5), its share of the
+    gated sum and its most-attended region (Eq. 16), plus the global-alignment gate and the score."""
+    total = float(gates.sum() + global_gate)
+    entries = []
+    for j, word in enumerate(words):
+        k = int(np.argmax(attention[j]))
+        region: dict[str, Any] = {"index": k, "weight": float(attention[j, k])}
+        if boxes is not None:
+            region["box"] = [float(x) for x in boxes[k]]
+        entries.append({"word": word, "gate": float(gates[j]), "weight": float(gates[j]) / max(total, 1e-12),
+                        "top_region": region})
+    return {"score": score, "global_gate": global_gate, "words": entries}
+
+
+def _explain_hslm(model: torch.nn.Module, split: PrecompSplit, indices: Sequence[int], context: dict[str, Any]
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    text: TextEncoding = context["text"]
+    images = []
+    for i in indices:
+        captions = split.image_captions(i)
+        stream = CaptionStream(captions, text)
+        texts = stream.collate([stream[j] for j in range(len(stream))])
+        with torch.inference_mode():
+            details = model.score_details(model.encode_images(_image_batch(model, split, [i])), model.encode_texts(texts))
+        boxes = None if split.boxes is None else np.asarray(split.boxes[i])
+        entries = []
+        for c, caption in enumerate(captions):
+            n = int(texts["lengths"][c])
+            words = text.vocab.decode(texts["tokens"][c, :n].tolist(), skip_specials=False)
+            entry = hslm_caption(words, details["word_gates"][0, c, :n].cpu().numpy(), float(details["global_gate"][0, c]),
+                                 details["cross_attention"][0, c, :n].cpu().numpy(), float(details["scores"][0, c]), boxes)
+            entries.append({"caption": 5 * i + c, "text": caption, **entry})
+        images.append({"captions": entries})
+    return {"boxes": split.boxes is not None}, images
+
+
+def hire_pairs(attention: np.ndarray, words: Sequence[str], direction: str, boxes: np.ndarray | None,
+               k: int = TOP_PAIRS) -> list[dict[str, Any]]:
+    """Top-`k` word–region pairs of one HiRE (image, caption) pair by the first local–local attention β
+    (Eq. 7.9): i2t rows are regions attending over words, t2i rows words over regions; [CLS]/[SEP] skipped."""
+    by_region = attention if direction == "i2t" else attention.T                 # (K, n words)
+    inner = by_region[:, 1 : len(words) - 1]
+    pairs = []
+    for flat in np.argsort(-inner, axis=None, kind="stable")[:k]:
+        region, word = np.unravel_index(flat, inner.shape)
+        entry: dict[str, Any] = {"word": words[word + 1], "position": int(word) + 1, "region": int(region),
+                                 "weight": float(inner[region, word])}
+        if boxes is not None:
+            entry["box"] = [float(x) for x in boxes[region]]
+        pairs.append(entry)
+    return pairs
+
+
+def hire_edges(edges: np.ndarray, adjacency: np.ndarray, boxes: np.ndarray | None, k: int = TOP_EDGES) -> list[dict[str, Any]]:
+    """The `k` strongest VSSG edges (i ≠ j) of one image with their learned, row-normalised weight E_ij (Eq. 7.6, HI-2)."""
+    rows, cols = np.nonzero(adjacency & ~np.eye(len(adjacency), dtype=bool))
+    order = np.argsort(-edges[rows, cols], kind="stable")[:k]
+    out = []
+    for i, j in zip(rows[order], cols[order]):
+        entry: dict[str, Any] = {"from": int(i), "to": int(j), "weight": float(edges[i, j])}
+        if boxes is not None:
+            entry["boxes"] = [[float(x) for x in boxes[i]], [float(x) for x in boxes[j]]]
+        out.append(entry)
+    return out
+
+
+def _explain_hire(model: torch.nn.Module, split: PrecompSplit, indices: Sequence[int], context: dict[str, Any]
+                  ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    text: TextEncoding = context["text"]
+    images = []
+    for i in indices:
+        batch = _image_batch(model, split, [i])
+        captions = split.image_captions(i)
+        stream = CaptionStream(captions, text)
+        texts = stream.collate([stream[j] for j in range(len(stream))])
+        with torch.inference_mode():
+            image_feats = model.encode_images(batch)
+            edges = None if model.graph is None else model.graph.last_edges[0].cpu().numpy()
+            repeated = {key: value.expand(len(captions), *value.shape[1:]) for key, value in image_feats.items()}
+            scores = model.score_pairs(repeated, model.encode_texts(texts))
+            attention = model.last_attention[0].cpu().numpy()                    # first interaction step
+        boxes = None if split.boxes is None else np.asarray(split.boxes[i])
+        entries = []
+        for c, caption in enumerate(captions):
+            n = int(texts["attention_mask"][c].sum())
+            words = text.tokenizer.convert_ids_to_tokens(texts["input_ids"][c, :n].tolist())
+            pair_attention = attention[c][:, :n] if model.direction == "i2t" else attention[c][:n]
+            entries.append({"caption": 5 * i + c, "text": caption, "score": float(scores[c]),
+                            "top_pairs": hire_pairs(pair_attention, words, model.direction, boxes)})
+        entry: dict[str, Any] = {"captions": entries}
+        if edges is not None:
+            entry["graph_edges"] = hire_edges(edges, batch["region_graph"][0].numpy(), boxes)
+        images.append(entry)
+    return {"direction": model.direction, "graph": model.graph is not None, "boxes": split.boxes is not None}, images
+
+
 EXPLAINERS: dict[str, Callable[..., tuple[dict[str, Any], list[dict[str, Any]]]]] = {
     "3shnet": _explain_shnet,
     "smfea": _explain_smfea,
+    "hslm": _explain_hslm,
+    "hire_i2t": _explain_hire,
+    "hire_t2i": _explain_hire,
 }
 
 

@@ -75,3 +75,35 @@ def test_retrieval_bench_writes_every_measurement(tmp_path, capsys):
         assert positive([row[k] for k in ("train_pairs_per_s", "images_per_s", "captions_per_s",
                                           "train_ratio", "image_ratio", "caption_ratio")])
     assert "smfea_tiny.yaml" in capsys.readouterr().out
+
+
+def test_fau_predict_bench_writes_every_stage_and_ratio(tmp_path, capsys):
+    out = tmp_path / "predict.json"
+    code = load_tool("bench_fau_predict").main(
+        ["--faces", "2", "--photo-size", "300", "--repeats", "1", "--warmup", "0", "--threads", "1",
+         "--batch", "2", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["model"] == "algrnet" and report["faces_found"] == 2 and report["crop"] == 80
+    for key in ("photo_seconds", "folder_seconds_per_image"):
+        for clock in ("wall", "cpu"):
+            assert set(report[key][clock]) == {"read", "detect", "align", "landmarks", "model", "text"}
+        assert positive([report[key]["wall"][s] for s in ("detect", "landmarks", "align", "model", "text")])
+    assert positive(list(report["aligned"].values())) and positive(list(report["ratios"].values()))
+    assert "(model + text) / (detect + landmarks)" in capsys.readouterr().out
+
+
+def test_pairwise_eval_bench_asserts_equal_scores_and_projects(tmp_path, capsys):
+    out = tmp_path / "pairwise.json"
+    code = load_tool("bench_pairwise_eval").main(
+        ["--images", "4", "--regions", "6", "--caption-length", "8", "--shard", "3", "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert (report["model"], report["config"], report["images"], report["captions"], report["pairs"]) == \
+        ("hire_i2t", "hire_i2t_tiny", 4, 20, 80)
+    assert report["max_abs_diff"] <= 1e-5 and report["threads"] == 1
+    assert positive([report[k] for k in ("ours_seconds", "loop_seconds", "speedup", "ours_pairs_per_s",
+                                         "coco5k_cpu_hours_ours", "flops_per_pair", "paper_flops_per_pair",
+                                         "coco5k_gpu_seconds_paper")])
+    assert report["paper_flops_per_pair"] > 100 * report["flops_per_pair"]  # D = 1024 vs the tiny 32
+    assert "speed-up" in capsys.readouterr().out

@@ -20,9 +20,10 @@ from torch.utils.data import Dataset
 
 from retrieval.data.precomp import PrecompSplit
 from retrieval.data.vocab import Vocabulary
+from retrieval.parsing.region_graph import region_adjacency, scene_graph_adjacency
 
 IMAGE_ARRAYS = {"regions": "images", "grid": "grid", "segmentations": "segmentations",
-                "seg_maps": "seg_maps", "cat_onehots": "cat_onehots", "boxes": "boxes"}
+                "seg_maps": "seg_maps", "cat_onehots": "cat_onehots", "boxes": "boxes", "region_graph": "boxes"}
 
 
 @dataclass
@@ -44,11 +45,24 @@ class TextEncoding:
         return 0 if self.kind == "tokens" else int(self.tokenizer.pad_token_id)
 
 
+def region_graph_item(split: PrecompSplit, index: int) -> torch.Tensor:
+    """(R, R) bool VSSG adjacency of image `index` (HiRE, retrieval-models.md §3.1 ②): IoU > 0.4 edges of
+    ``{split}_boxes.npy`` plus the ``{split}_scene_graphs.jsonl`` edges (when present) with their closure."""
+    boxes = np.asarray(split.boxes[index])
+    semantic = None
+    if split.scene_graphs is not None:
+        semantic = scene_graph_adjacency([split.scene_graphs[index]], boxes.shape[0])[0]
+    return torch.from_numpy(region_adjacency(boxes, semantic=semantic))
+
+
 def image_item(split: PrecompSplit, index: int, keys: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The image arrays of image `index` named by `keys` (``region_mask`` is derived)."""
+    """The image arrays of image `index` named by `keys` (``region_mask`` and ``region_graph`` are derived)."""
     item: dict[str, torch.Tensor] = {}
     for key in keys:
         if key == "region_mask":
+            continue
+        if key == "region_graph":
+            item[key] = region_graph_item(split, index)
             continue
         array = getattr(split, IMAGE_ARRAYS[key])
         if array is None:
@@ -66,8 +80,9 @@ def check_image_inputs(split: PrecompSplit, keys: Sequence[str], where: str) -> 
 
     for key in keys:
         if key != "region_mask" and getattr(split, IMAGE_ARRAYS[key]) is None:
+            file = {"regions": "ims", "region_graph": "boxes"}.get(key, key)
             raise UserError(f"{where}: the model needs {key!r} but the split has no such array "
-                            f"(file {{split}}_{'ims' if key == 'regions' else key}.npy)")
+                            f"(file {{split}}_{file}.npy)")
 
 
 def collate_images(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -19,16 +19,24 @@ from shared.registry import Registry
 from retrieval.losses import RankingLoss
 from retrieval.models.base import RetrievalModel, TwoTowerRetrievalModel
 from retrieval.models.baselines import VSEGPO, VSEPP
+from retrieval.models.hire import HiREI2T, HiRET2I
+from retrieval.models.hslm import HSLM
 from retrieval.models.shnet import ThreeSHNet
 from retrieval.models.smfea import SMFEA
+from retrieval.models.vsrpp import VSRPP
 
 MODELS: Registry[RetrievalModel] = Registry("retrieval model")
 MODELS.register("smfea")(SMFEA)
 MODELS.register("3shnet")(ThreeSHNet)
 MODELS.register("vsepp")(VSEPP)
 MODELS.register("vse_gpo")(VSEGPO)
+MODELS.register("hire_i2t")(HiREI2T)
+MODELS.register("hire_t2i")(HiRET2I)
+MODELS.register("vsrpp")(VSRPP)
+MODELS.register("hslm")(HSLM)
 
-CONFIG_STEMS = {"smfea": "smfea", "3shnet": "shnet", "vsepp": "vsepp", "vse_gpo": "vse_gpo"}
+CONFIG_STEMS = {"smfea": "smfea", "3shnet": "shnet", "vsepp": "vsepp", "vse_gpo": "vse_gpo",
+                "hire_i2t": "hire_i2t", "hire_t2i": "hire_t2i", "vsrpp": "vsrpp", "hslm": "hslm"}
 """Config file stem per model name: ``retrieval/configs/<stem>_<dataset|tiny>.yaml``."""
 
 

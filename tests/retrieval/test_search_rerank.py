@@ -1,0 +1,224 @@
+"""Two-stage search with a (test-only) pairwise model, and the SynScenes PNG explanations of 3SHNet hits."""
+
+import json
+
+import cv2
+import faiss
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import retrieval
+from retrieval.cli import main
+from retrieval.data.precomp import load_split, resolve_precomp_dir
+from retrieval.search.encoder import Retriever
+from retrieval.search.explain import draw_hit, grid_boxes, words_of
+from retrieval.search.index import Index
+from retrieval.search.rerank import (
+    check_pairwise, recall_at, rerank_image_to_text, rerank_text_to_image, shortlist_recall,
+)
+from retrieval.synth.generate import generate
+from retrieval.train import CONFIG_DIR, train
+from shared.config import load_run_config
+from shared.errors import UserError
+
+FAST = ["train.epochs=1", "train.batch_size=16"]
+
+
+class ToyCrossAttention(nn.Module):
+    """A tiny pairwise model (PairwiseModel protocol): each word attends over the regions (SCAN-style t2i)."""
+
+    family = "pairwise"
+
+    def __init__(self, vocab_size: int, feature_dim: int, dim: int = 8) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.regions = nn.Linear(feature_dim, dim)
+        self.words = nn.Embedding(vocab_size, dim)
+
+    def image_inputs(self):
+        return ("regions", "region_mask")
+
+    def encode_images(self, batch):
+        return {"regions": F.normalize(self.regions(batch["regions"]), dim=-1)}
+
+    def encode_texts(self, batch):
+        mask = (torch.arange(batch["tokens"].shape[1])[None] < batch["lengths"][:, None]).float()
+        return {"words": F.normalize(self.words(batch["tokens"]), dim=-1), "mask": mask}
+
+    def forward_sim(self, images, texts):
+        r, w, m = images["regions"], texts["words"], texts["mask"]
+        attention = torch.softmax(10 * torch.einsum("ikd,tld->itlk", r, w), dim=-1)
+        context = F.normalize(torch.einsum("itlk,ikd->itld", attention, r), dim=-1)
+        cosine = (context * w[None]).sum(-1)
+        return (cosine * m[None]).sum(-1) / m.sum(-1)[None]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synscenes")
+    generate(root, n_train=48, n_dev=16, n_test=24, seed=5, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(scenes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return {model: train(model, scenes, load_run_config(config, CONFIG_DIR, FAST), out / model, device="cpu",
+                         show_progress=False)
+            for model, config in (("vsepp", "vsepp_tiny"), ("3shnet", "shnet_tiny"))}
+
+
+@pytest.fixture(scope="module")
+def two_tower(runs):
+    return retrieval.load(str(runs["vsepp"]), "cpu")
+
+
+@pytest.fixture(scope="module")
+def toy(two_tower):
+    model = ToyCrossAttention(len(two_tower.text.vocab), 2048).eval()
+    return Retriever(model, {"model": "toy_pairwise"}, two_tower.text, two_tower.checkpoint)
+
+
+@pytest.fixture(scope="module")
+def split(scenes):
+    return load_split(resolve_precomp_dir(scenes), "test", feature_dim=None)
+
+
+QUERIES = ["a red cube left of a blue sphere", "there are three cylinders", "a small ball behind a large cone",
+           "a green cylinder", "two cubes"]
+
+
+def test_rerank_text_to_image_matches_full_pairwise_scores_on_the_shortlist(two_tower, toy, scenes, split):
+    index = Index.build(two_tower, scenes, "test", progress=False)
+    first = index.search(two_tower.encode_texts(QUERIES), 8)
+    full = toy.score(split, QUERIES)  # (24 images, 5 queries), tiled forward_sim over everything
+    for per_tile in (1, 3):
+        result = rerank_text_to_image(toy, index, first, QUERIES, topk=4, queries_per_tile=per_tile)
+        for q in range(len(QUERIES)):
+            candidates = first.ids[q]
+            expected = candidates[np.argsort(-full[candidates, q], kind="stable")[:4]]
+            assert result.ids[q].tolist() == expected.tolist()
+            np.testing.assert_allclose(result.scores[q], full[expected, q], atol=1e-5)
+    everything = index.search(two_tower.encode_texts(QUERIES), 24)
+    result = rerank_text_to_image(toy, index, everything, QUERIES, topk=24)
+    np.testing.assert_allclose(result.scores, -np.sort(-full.T, axis=1), atol=1e-5)  # shortlist = gallery: exact
+    assert result.hits(0)[0]["rank"] == 1 and "path" in result.hits(0)[0]
+
+
+def test_rerank_image_to_text_over_a_caption_bank(two_tower, toy, scenes, split):
+    index = Index.build(two_tower, scenes, "test", kind="captions", progress=False)
+    images = {"regions": np.asarray(split.images[[2, 7]])}
+    first = index.search(two_tower.encode_images(images), 10)
+    result = rerank_image_to_text(toy, index, first, images, topk=5, queries_per_tile=2)
+    full = toy.score(images, split.captions)  # (2, 120)
+    for q in range(2):
+        expected = first.ids[q][np.argsort(-full[q, first.ids[q]], kind="stable")[:5]]
+        assert result.ids[q].tolist() == expected.tolist()
+        np.testing.assert_allclose(result.scores[q], full[q, expected], atol=1e-5)
+        assert [h["text"] for h in result.hits(q)] == [split.captions[j] for j in expected]
+
+
+def test_shortlist_recall_and_recall_at():
+    ids = np.array([[3, 1, 2], [0, 5, 4], [7, 8, 9]])
+    targets = [{1}, {4, 6}, {0}]
+    assert shortlist_recall(ids, targets) == pytest.approx(200 / 3)
+    assert recall_at(ids, targets, (1, 2, 3)) == pytest.approx({"r1": 0.0, "r2": 100 / 3, "r3": 200 / 3})
+
+
+def test_cli_rerank_reports_shortlist_recall(two_tower, toy, scenes, tmp_path, monkeypatch, capsys):
+    out = Index.build(two_tower, scenes, "test", progress=False).save(tmp_path / "idx")
+    original = Retriever.load.__func__
+
+    def load(cls, checkpoint, device="auto"):
+        return toy if checkpoint == "toy" else original(cls, checkpoint, device)
+
+    monkeypatch.setattr(Retriever, "load", classmethod(load))
+    report_file = tmp_path / "r.json"
+    assert main(["search", "--index", str(out), "--heldout", "24", "--rerank", "toy", "--shortlist", "6",
+                 "--topk", "5", "--json", str(report_file)]) == 0
+    heldout = json.loads(report_file.read_text())["heldout"]
+    assert heldout["shortlist"] == 6 and heldout["r5"] <= heldout["shortlist_recall"]
+    assert heldout["first_stage"]["r5"] <= heldout["shortlist_recall"]
+    assert "shortlist 6 recall" in capsys.readouterr().out
+    assert main(["search", "--index", str(out), "a red cube", "--rerank", "toy", "--shortlist", "6", "--topk", "3"]) == 0
+    assert main(["search", "--index", str(out), "a red cube", "--rerank", "toy", "--shortlist", "6"]) == 2
+    assert "--shortlist 6 is smaller than --topk 10" in capsys.readouterr().err
+    with pytest.raises(UserError, match="is not a pairwise model"):
+        check_pairwise(two_tower)
+    with pytest.raises(UserError, match="pairwise model and cannot"):
+        Index.build(toy, scenes, "test", progress=False)
+
+
+def test_explain_writes_salience_pngs_for_3shnet_hits(runs, scenes, tmp_path):
+    shnet = retrieval.load(str(runs["3shnet"]), "cpu")
+    out = Index.build(shnet, scenes, "test", progress=False).save(tmp_path / "idx")
+    report_file = tmp_path / "r.json"
+    assert main(["search", "--index", str(out), "a red cube left of a blue sphere", "--topk", "2",
+                 "--explain", str(tmp_path / "png"), "--json", str(report_file)]) == 0
+    records = json.loads(report_file.read_text())["explanations"]
+    assert [r["rank"] for r in records] == [1, 2]
+    for record in records:
+        picture = cv2.imread(record["png"])
+        assert picture.shape == (128 * 4 + 56, 192 * 4, 3)
+        assert 1 <= len(record["matched_words"]) <= 3
+        assert set(record["matched_words"]) <= set(words_of("a red cube left of a blue sphere"))
+        assert len(record["top_regions"]) == 5 and all(0 <= k < 36 for k in record["top_regions"])
+    vsepp_index = Index.build(retrieval.load(str(runs["vsepp"]), "cpu"), scenes, "test", progress=False).save(tmp_path / "v")
+    assert main(["search", "--index", str(vsepp_index), "a cube", "--topk", "1", "--explain", str(tmp_path / "v_png")]) == 2
+
+
+def test_explain_pair_hook_and_drawing():
+    class Hooked(ToyCrossAttention):
+        def explain_pair(self, image_batch, text_batch):
+            r = self.encode_images(image_batch)["regions"]
+            w = self.encode_texts(text_batch)["words"]
+            attention = torch.softmax(torch.einsum("bkd,bld->blk", r, w), dim=-1)
+            return {"region_salience": attention.mean(1), "word_region": attention[:, 1:-1]}
+
+    from retrieval.data.pairs import TextEncoding
+    from retrieval.data.vocab import Vocabulary
+    from retrieval.search.explain import pair_explanation
+
+    vocab = Vocabulary.build(["a red cube left of a blue sphere"], min_count=1)
+    model = Hooked(len(vocab), 16).eval()
+    retriever = Retriever(model, {"model": "hooked"}, TextEncoding("tokens", vocab=vocab), "unused")
+    arrays = {"regions": np.random.default_rng(0).standard_normal((2, 6, 16)).astype(np.float32)}
+    salience, strengths = pair_explanation(retriever, arrays, 1, "a red cube", None)
+    assert salience.shape == (6,) and len(strengths) == 3 and np.isclose(salience.sum(), 1.0, atol=1e-5)
+    canvas = draw_hit(np.zeros((128, 192, 3), np.uint8), grid_boxes(192, 128)[:6], salience, "a red cube", strengths, "t")
+    assert canvas.shape == (568, 768, 3) and canvas[:512].any()
+
+
+def test_bench_search_quick_writes_every_measurement(tmp_path):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "bench_search.py"
+    spec = importlib.util.spec_from_file_location("bench_search", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_search"] = module
+    spec.loader.exec_module(module)
+    out = tmp_path / "bench.json"
+    assert module.main(["--quick", "--repeats", "1", "--json", str(out)]) == 0
+    torch.set_num_threads(1)
+    report = json.loads(out.read_text())
+    assert report["ann"]["exact_qps"] > 0 and {"ivf", "hnsw"} <= set(report["ann"])
+    for kind, knob in (("ivf", "nprobe"), ("hnsw", "ef_search")):
+        result = report["ann"][kind]
+        assert result["recall_at_10"] >= 0.98 and result["qps"] > 0 and result[knob] is not None
+    (row,) = report["protocol"]
+    assert row["config"] == "vsepp_tiny" and row["dim"] == 64 and row["t2i_qps"] > 0 and row["i2t_qps"] > 0
+    assert all(report["pairwise"][f"{kind}_{d}_qps"] > 0 for kind in ("full", "two_stage") for d in ("t2i", "i2t"))
