@@ -248,6 +248,6 @@ def test_config_errors_are_one_line_user_errors() -> None:
         build_model("algrnet", bad, 12)
     with pytest.raises(UserError, match="not one of"):
         Options({"x": "c"}, "model").choice("x", ["a", "b"])
-    assert MODELS.names() == ["algrnet", "mgrrnet"]
+    assert MODELS.names() == ["algrnet", "mgrrnet", "vlfau"]
     with pytest.raises(UserError):
         build_model("algrnet", tiny("algrnet"), 12)(torch.randn(1, 3, 64, 64))
