@@ -58,6 +58,8 @@ class TrainSettings:
     betas: tuple[float, float]
     weight_decay: float
     lr_schedule: str
+    warmup_epochs: int
+    backbone_lr_scale: float
     lr_step: int
     lr_gamma: float
     epochs: int
@@ -89,6 +91,10 @@ class TrainSettings:
         schedule = train.choice("lr_schedule", LR_SCHEDULES) if train.has("lr_schedule") else "step"
         step = (train.int("lr_step", minimum=1), train.float("lr_gamma", minimum=0.0, maximum=1.0)) \
             if schedule == "step" else (1, 1.0)
+        warmup = train.int("warmup_epochs", minimum=0) if train.has("warmup_epochs") else 0
+        if warmup and schedule != "cosine":
+            raise UserError("config train.warmup_epochs: warm-up is only defined for lr_schedule: cosine")
+        backbone_scale = train.float("backbone_lr_scale", minimum=0.0) if train.has("backbone_lr_scale") else 1.0
         cutout = (data.int("cutout_size", minimum=0), data.float("cutout_prob", minimum=0.0, maximum=1.0)) \
             if data.has("cutout_size") or data.has("cutout_prob") else (0, 0.0)
         settings = cls(
@@ -99,6 +105,8 @@ class TrainSettings:
             betas=betas,
             weight_decay=train.float("weight_decay", minimum=0.0),
             lr_schedule=schedule,
+            warmup_epochs=warmup,
+            backbone_lr_scale=backbone_scale,
             lr_step=step[0],
             lr_gamma=step[1],
             epochs=train.int("epochs", minimum=1),
@@ -127,17 +135,33 @@ def _unused_by_optimizer(train: Options, optimizer: str, keys: tuple[str, ...]) 
             raise UserError(f"config train.{key}: not used by optimizer {optimizer!r} (set it to null)")
 
 
+def parameter_groups(model: torch.nn.Module, backbone_lr_scale: float) -> list[dict[str, Any]]:
+    """Trainable parameters in two groups: the ``backbone.`` ones with ``lr_scale`` = `backbone_lr_scale`
+    (VL-FAU's optional pretrained-backbone lr × 0.1, §5 V1) and the rest with 1 (`set_lr` applies it)."""
+    backbone, rest = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (backbone if name.startswith("backbone.") else rest).append(param)
+    groups = [{"params": rest, "lr_scale": 1.0}]
+    if backbone:
+        groups.append({"params": backbone, "lr_scale": backbone_lr_scale})
+    return groups
+
+
 def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
     """SGD with Nesterov momentum (ALGRNet, MGRR-Net) or AdamW (VL-FAU), from the config."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = parameter_groups(model, settings.backbone_lr_scale)
     if settings.optimizer == "sgd":
         return torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum,
                                nesterov=settings.nesterov and settings.momentum > 0, weight_decay=settings.weight_decay)
     return torch.optim.AdamW(params, lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay)
 
 
-def cosine_lr(base_lr: float, iteration: int, total: int) -> float:
-    """Cosine decay per iteration without warm-up, base_lr · ½(1 + cos(π·it/total)) (VL-FAU, §5 V1)."""
+def cosine_lr(base_lr: float, iteration: int, total: int, warmup: int = 0) -> float:
+    """Cosine decay per iteration, base_lr · ½(1 + cos(π·it/total)) (VL-FAU, §5 V1), after an optional
+    linear warm-up over the first `warmup` iterations (base_lr · (it + 1) / warmup; §5 V1's flag)."""
+    if iteration < warmup:
+        return base_lr * (iteration + 1) / warmup
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(iteration, total) / max(total, 1)))
 
 
@@ -243,7 +267,8 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
         steps = 0
         for batch in progress(loader, f"epoch {epoch + 1}/{settings.epochs}", enabled=show_progress and info.is_main):
             if settings.lr_schedule == "cosine":
-                lr = cosine_lr(settings.lr, epoch * len(loader) + steps, settings.epochs * len(loader))
+                lr = cosine_lr(settings.lr, epoch * len(loader) + steps, settings.epochs * len(loader),
+                               settings.warmup_epochs * len(loader))
                 set_lr(optimizer, lr)
             batch = {k: v.to(info.device) for k, v in batch.items()}
             batch["au_weights"] = au_weights
