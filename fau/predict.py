@@ -34,9 +34,9 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from fau.language.explain import EXPLANATION_MODES
 from shared.errors import UserError
 
-EXPLANATION_MODES: tuple[str, ...] = ("generated", "template", "both")
 DECODINGS: tuple[str, ...] = ("greedy", "beam")
 DEFAULT_THRESHOLD = 0.5
 #: alignment used when the checkpoint does not record its data's (`fau prepare` defaults, §1.6)
@@ -275,11 +275,10 @@ class Predictor:
     # --- faces -> predictions ----------------------------------------------------------------
 
     def _template(self, states: Sequence[int]) -> dict[str, Any]:
-        from fau.language.targets import global_sentence, local_sentences
+        from fau.language.explain import template_description
 
         return {"template": self.template.version,
-                "global": global_sentence(states, self.aus, UNKNOWN_GENDER, self.template),
-                "local": local_sentences(states, self.aus, self.template)}
+                **template_description(states, self.aus, self.template, UNKNOWN_GENDER)}
 
     def infer(self, faces: Sequence[PreparedFace], timer: StageTimer | None = None) -> list[FacePrediction]:
         """Batched forward (``batch_size`` faces at a time), probabilities, states and explanations."""

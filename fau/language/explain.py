@@ -17,11 +17,10 @@ from shared.errors import UserError
 EXPLANATION_MODES: tuple[str, ...] = ("generated", "template", "both")
 
 
-def template_description(probabilities: Sequence[float], aus: Sequence[int], template: Template,
-                         gender: str = "unknown", threshold: float = 0.5) -> dict[str, Any]:
-    """``{"global": str, "local": {"AU1": str, ...}}``: the template texts of the predicted states
-    (probability ≥ `threshold` → active); `gender` picks the subject word ("unknown" → "The person")."""
-    states = [1 if p >= threshold else 0 for p in probabilities]
+def template_description(states: Sequence[int], aus: Sequence[int], template: Template,
+                         gender: str = "unknown") -> dict[str, Any]:
+    """``{"global": str, "local": {"AU1": str, ...}}``: the template texts of the predicted AU
+    `states` (1 active, 0 inactive); `gender` picks the subject word ("unknown" → "The person")."""
     return {"global": global_sentence(states, aus, gender, template),
             "local": local_sentences(states, aus, template)}
 
@@ -39,7 +38,8 @@ def explanation(generated: Mapping[str, Any] | None, probabilities: Sequence[flo
             raise UserError("explanation mode needs generated text, but the model has no language head")
         out["generated"] = dict(generated)
     if mode in ("template", "both"):
-        out["template"] = template_description(probabilities, aus, template, gender, threshold)
+        states = [1 if p >= threshold else 0 for p in probabilities]
+        out["template"] = template_description(states, aus, template, gender)
     return out
 
 
