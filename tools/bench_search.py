@@ -9,19 +9,20 @@
    queries/s; FAISS IVF (``nprobe`` swept) and HNSW (``efSearch`` swept) report the queries/s of the
    cheapest setting with recall@10 ≥ ``--target-recall`` (0.98) and its ratio to exact.
 2. **3SHNet §8.4.4 protocol** (retrieval-models.md §4.4: cached features, time = similarity +
-   ranking) — a ``--images`` × ``--captions`` (5K × 25K) split of cached l2-normalised embeddings
+   ranking) — a ``--images`` × 5·``--images`` (5K × 25K) split of cached l2-normalised embeddings
    of each two-tower config's ``model.embed_dim`` (tiny and paper configs); t2i = every caption
    searches the images, i2t = every image searches the captions, top-10 by exact search;
    queries/s per direction.
-3. **Pairwise two-stage vs full** — a cross-attention scorer (the bench's toy model below, SCAN-like
-   word → region attention, standing in for HiRE / HSLM / VSR++ local until their benchmarks
-   land) over cached features (36 regions, ``--caption-length`` words, ``--pairwise-dim``):
+3. **Pairwise two-stage vs full** — a real pairwise model (``--pairwise-model`` hire_i2t or
+   hire_t2i, the BERT-input ones; default image-to-text; tiny config, random weights: speed does
+   not depend on training) over cached encoded features of a ``--images`` × 5·``--images`` split
+   of random BUTD-shaped images and BERT captions (``tools/bench_pairwise_eval.random_split``):
    full = `pairwise_similarity` tiles of ``--pairwise-queries`` queries against the whole split,
    two-stage = two-tower top-``--shortlist`` (100) then `rerank_shortlist`; queries/s both ways.
 
 Throughput is queries over the median of ``--repeats`` timed runs after one warm-up.
 
-    .venv/bin/python tools/bench_search.py [--quick] [--threads 1] [--json OUT]
+    .venv/bin/python tools/bench_search.py [--quick] [--parts 1 2 3] [--threads 1] [--json OUT]
 """
 
 from __future__ import annotations
@@ -35,10 +36,16 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_pairwise_eval import batches, random_split  # noqa: E402
+from bench_pairwise_eval import build as build_pairwise  # noqa: E402
+
+from retrieval.models import CONFIG_STEMS, MODELS  # noqa: E402
+from retrieval.models.pairwise import PairwiseRetrievalModel  # noqa: E402
 from retrieval.evaluation.similarity import FeatureBank, pairwise_similarity  # noqa: E402
 from retrieval.search.backends import BackendSpec, ExactBackend, FaissBackend, ivf_cells  # noqa: E402
 from retrieval.search.index import SearchResult  # noqa: E402
@@ -53,6 +60,9 @@ TWO_TOWER_CONFIGS = ("vsepp_tiny", "vse_gpo_tiny", "smfea_tiny", "shnet_tiny", "
 NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 EF_SEARCH = (16, 32, 64, 128, 256, 512, 1024)
 TOPK = 10
+#: pairwise models whose captions are BERT word pieces (`random_split` makes BERT ids): HiRE i2t / t2i
+PAIRWISE_MODELS = [n for n in MODELS.names()
+                   if issubclass(MODELS.get(n), PairwiseRetrievalModel) and MODELS.get(n).text_kind == "bert"]
 
 
 def clustered_unit_rows(n: int, dim: int, intrinsic: int, clusters: int, spread: float, rng: np.random.Generator,
@@ -131,7 +141,7 @@ def bench_protocol(args: argparse.Namespace) -> list[dict[str, Any]]:
     rng = np.random.default_rng(args.seed)
     for name in args.configs:
         dim = int(load_config(CONFIG_DIR / f"{name}.yaml")["model"]["embed_dim"])
-        images, captions = unit((args.images, dim), rng), unit((args.captions, dim), rng)
+        images, captions = unit((args.images, dim), rng), unit((5 * args.images, dim), rng)
         image_index, caption_index = ExactBackend(), ExactBackend()
         image_index.add(images)
         caption_index.add(captions)
@@ -142,22 +152,29 @@ def bench_protocol(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-class ToyCrossAttention(torch.nn.Module):
-    """Bench-only pairwise scorer (PairwiseModel protocol) over cached features: SCAN-like t2i attention."""
+class CachedPairwise(torch.nn.Module):
+    """A pairwise model whose inputs are its own cached encodings (the protocol's "features cached")."""
 
     family = "pairwise"
 
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def encode_images(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return features
+
+    def encode_texts(self, features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return features
+
     def forward_sim(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> torch.Tensor:
-        r, w, m = images["regions"], texts["words"], texts["mask"]
-        attention = torch.softmax(10 * torch.einsum("ikd,tld->itlk", r, w), dim=-1)
-        context = F.normalize(torch.einsum("itlk,ikd->itld", attention, r), dim=-1)
-        return ((context * w[None]).sum(-1) * m[None]).sum(-1) / m.sum(-1)[None]
+        return self.model.forward_sim(images, texts)
 
-    def encode_images(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return batch  # features are cached
 
-    def encode_texts(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return batch
+def encoded_bank(encode: Callable[[dict], dict], blocks: list[dict]) -> dict[str, torch.Tensor]:
+    """Every block encoded once and joined into one feature dict (zero-padded to the longest item)."""
+    bank = FeatureBank([encode(block) for block in tqdm(blocks, desc="encode", leave=False)])
+    return bank.take(0, len(bank))
 
 
 def rows_bank(features: dict[str, torch.Tensor]) -> Callable[[list[int]], FeatureBank]:
@@ -168,25 +185,31 @@ def bench_pairwise(args: argparse.Namespace) -> dict[str, Any]:
     """Part 3: two-stage (two-tower shortlist + pairwise re-scoring) vs full pairwise scoring."""
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    d, length = args.pairwise_dim, args.caption_length
-    images = {"regions": F.normalize(torch.randn(args.images, 36, d), dim=-1)}
-    captions = {"words": F.normalize(torch.randn(args.captions, length, d), dim=-1), "mask": torch.ones(args.captions, length)}
-    image_emb, caption_emb = unit((args.images, 1024), rng), unit((args.captions, 1024), rng)
-    model = ToyCrossAttention().eval()
+    config = f"{CONFIG_STEMS[args.pairwise_model]}_tiny"
+    model, _ = build_pairwise(args.pairwise_model, config)
+    model.eval()
+    n_images = args.images
+    raw_images, raw_texts = random_split(n_images, 36, args.caption_length, args.seed)
+    with torch.inference_mode():
+        images = encoded_bank(model.encode_images, batches(raw_images, model.image_inputs()))
+        captions = encoded_bank(model.encode_texts, batches(raw_texts))
+    n_captions = 5 * n_images
+    image_emb, caption_emb = unit((n_images, 1024), rng), unit((n_captions, 1024), rng)
+    cached = CachedPairwise(model)
     q_t2i, q_i2t = args.pairwise_queries, max(1, args.pairwise_queries // 5)
     text_queries = {k: v[:q_t2i] for k, v in captions.items()}
     image_queries = {k: v[:q_i2t] for k, v in images.items()}
     image_index, caption_index = ExactBackend(), ExactBackend()
     image_index.add(image_emb)
     caption_index.add(caption_emb)
-    image_items, caption_items = [{}] * args.images, [{}] * args.captions
+    image_items, caption_items = [{}] * n_images, [{}] * n_captions
     budget = args.memory_mb
 
     def full_t2i():
-        return pairwise_similarity(model, [images], [text_queries], memory_budget_mb=budget, progress=False)
+        return pairwise_similarity(cached, [images], [text_queries], memory_budget_mb=budget, progress=False)
 
     def full_i2t():
-        return pairwise_similarity(model, [image_queries], [captions], memory_budget_mb=budget, progress=False)
+        return pairwise_similarity(cached, [image_queries], [captions], memory_budget_mb=budget, progress=False)
 
     def two_stage_t2i():
         scores, ids = image_index.search(caption_emb[:q_t2i], args.shortlist)
@@ -199,15 +222,16 @@ def bench_pairwise(args: argparse.Namespace) -> dict[str, Any]:
                                 FeatureBank([image_queries]), lambda gal, q: model.forward_sim(q, gal).T, model)
 
     with torch.inference_mode():
-        report = {"images": args.images, "captions": args.captions, "shortlist": args.shortlist, "dim": d,
-                  "caption_length": length, "t2i_queries": q_t2i, "i2t_queries": q_i2t,
+        report = {"model": args.pairwise_model, "config": config, "images": n_images, "captions": n_captions,
+                  "shortlist": args.shortlist, "caption_length": args.caption_length,
+                  "t2i_queries": q_t2i, "i2t_queries": q_i2t,
                   "full_t2i_qps": timed_qps(full_t2i, q_t2i, args.repeats),
                   "two_stage_t2i_qps": timed_qps(two_stage_t2i, q_t2i, args.repeats),
                   "full_i2t_qps": timed_qps(full_i2t, q_i2t, args.repeats),
                   "two_stage_i2t_qps": timed_qps(two_stage_i2t, q_i2t, args.repeats)}
     for direction in ("t2i", "i2t"):
         report[f"{direction}_speedup"] = report[f"two_stage_{direction}_qps"] / report[f"full_{direction}_qps"]
-        print(f"  pairwise {direction}: full {report[f'full_{direction}_qps']:8.2f} q/s, two-stage (shortlist "
+        print(f"  {args.pairwise_model} {direction}: full {report[f'full_{direction}_qps']:8.2f} q/s, two-stage (shortlist "
               f"{args.shortlist}) {report[f'two_stage_{direction}_qps']:8.2f} q/s  ×{report[f'{direction}_speedup']:.1f}")
     return report
 
@@ -215,6 +239,8 @@ def bench_pairwise(args: argparse.Namespace) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (tests)")
+    parser.add_argument("--parts", nargs="+", type=int, choices=(1, 2, 3), default=[1, 2, 3],
+                        help="which measurements to run (default all three)")
     parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (default 1: shared machine)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -228,10 +254,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ef-construction", type=int, default=80)
     parser.add_argument("--target-recall", type=float, default=0.98)
     parser.add_argument("--images", type=int, default=5000)
-    parser.add_argument("--captions", type=int, default=25000)
     parser.add_argument("--configs", nargs="+", default=list(TWO_TOWER_CONFIGS))
-    parser.add_argument("--pairwise-dim", type=int, default=256)
-    parser.add_argument("--caption-length", type=int, default=12)
+    parser.add_argument("--pairwise-model", default="hire_i2t", choices=PAIRWISE_MODELS,
+                        help="pairwise model of part 3 (tiny config, random weights)")
+    parser.add_argument("--caption-length", type=int, default=20, help="longest caption of part 3 (word pieces)")
     parser.add_argument("--pairwise-queries", type=int, default=20)
     parser.add_argument("--shortlist", type=int, default=100)
     parser.add_argument("--memory-mb", type=float, default=512.0)
@@ -239,8 +265,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.ann_size, args.ann_queries, args.dim, args.clusters = 3000, 50, 64, 30
-        args.images, args.captions, args.configs = 200, 1000, args.configs[:1]
-        args.pairwise_dim, args.pairwise_queries, args.shortlist = 16, 5, 20
+        args.images, args.configs = 200, args.configs[:1]
+        args.pairwise_queries, args.shortlist = 5, 20
     return args
 
 
@@ -252,12 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     faiss.omp_set_num_threads(args.threads)
     settings = {k: v for k, v in vars(args).items() if k != "json"}
     print(f"search benchmark, {args.threads} thread(s), {platform.processor() or platform.machine()}")
-    print(f"1. ANN vs exact: {args.ann_size:,} × {args.dim} clustered unit vectors, {args.ann_queries} queries")
-    ann = bench_ann(args)
-    print(f"2. 3SHNet §8.4.4 protocol: {args.images:,} images × {args.captions:,} captions, cached embeddings, top-{TOPK}")
-    protocol = bench_protocol(args)
-    print(f"3. pairwise: two-stage (shortlist {args.shortlist}) vs full scoring, toy cross-attention")
-    pairwise = bench_pairwise(args)
+    ann = protocol = pairwise = None
+    if 1 in args.parts:
+        print(f"1. ANN vs exact: {args.ann_size:,} × {args.dim} clustered unit vectors, {args.ann_queries} queries")
+        ann = bench_ann(args)
+    if 2 in args.parts:
+        print(f"2. 3SHNet §8.4.4 protocol: {args.images:,} images × {5 * args.images:,} captions, cached embeddings, top-{TOPK}")
+        protocol = bench_protocol(args)
+    if 3 in args.parts:
+        print(f"3. pairwise: two-stage (shortlist {args.shortlist}) vs full scoring, {args.pairwise_model} (tiny)")
+        pairwise = bench_pairwise(args)
     report = {"settings": settings, "torch": torch.__version__, "faiss": faiss.__version__, "ann": ann,
               "protocol": protocol, "pairwise": pairwise}
     if args.json:
