@@ -7,7 +7,8 @@ For each model in `fau.models.MODELS` and each config — the tiny CPU variant (
 
 * training: forward, ``compute_losses(outputs, batch)["total"]`` backward and an SGD step
   (the trainer's optimizer: the config's lr / momentum / Nesterov / weight decay) at the config's
-  ``train.batch_size`` (or ``--train-batch``);
+  ``train.batch_size`` (or ``--train-batch``), paper configs at most ``--paper-train-batch`` (16:
+  VL-FAU's paper batch of 64 at 224 px with both decoders needs more than 24 GiB of activations);
 * inference: forward under ``torch.inference_mode()`` at ``--infer-batch`` (paper configs at
   ``--paper-infer-batch``).
 
@@ -105,7 +106,8 @@ def bench_model(model_name: str, kind: str, args: argparse.Namespace) -> Row:
     prior = np.full((num_aus, num_aus), 0.5, dtype=np.float32)
     model = build_model(model_name, config["model"], num_aus, prior)
     infer_batch = args.paper_infer_batch if kind == "paper" else args.infer_batch
-    train_batch = args.train_batch or settings.batch_size
+    train_batch = args.train_batch or (min(settings.batch_size, args.paper_train_batch) if kind == "paper"
+                                       else settings.batch_size)
     row = Row(model_name, config_name, num_aus, settings.crop, train_batch, infer_batch)
     generator = torch.Generator().manual_seed(args.seed)
     batch = random_batch(train_batch, num_aus, settings.crop, generator)
@@ -179,6 +181,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="AU set of the tiny configs (synfacs 15 AUs, bp4d 12)")
     parser.add_argument("--train-batch", type=int, default=None,
                         help="override every config's train.batch_size (default: the config's)")
+    parser.add_argument("--paper-train-batch", type=int, default=16,
+                        help="largest training batch of the paper configs (default 16: fits 24 GiB)")
     parser.add_argument("--infer-batch", type=int, default=32, help="inference batch of the tiny configs")
     parser.add_argument("--paper-infer-batch", type=int, default=8,
                         help="inference batch of the paper configs (default 8: a 176-px step takes seconds on CPU)")
@@ -193,7 +197,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(MODELS.names())})")
     if args.train_batch is not None and args.train_batch < 1:
         parser.error("--train-batch must be at least 1")
-    for option in ("repeats", "infer_batch", "paper_infer_batch", "baseline_samples"):
+    for option in ("repeats", "infer_batch", "paper_infer_batch", "paper_train_batch", "baseline_samples"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be at least 1")
     if args.warmup < 0 or args.threads < 1:
