@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_pairwise_eval import batches, random_split  # noqa: E402
 from bench_pairwise_eval import build as build_pairwise  # noqa: E402
 
+from retrieval.evaluation.similarity import FeatureBank, pairwise_similarity  # noqa: E402
 from retrieval.models import CONFIG_STEMS, MODELS  # noqa: E402
 from retrieval.models.pairwise import PairwiseRetrievalModel  # noqa: E402
-from retrieval.evaluation.similarity import FeatureBank, pairwise_similarity  # noqa: E402
 from retrieval.search.backends import BackendSpec, ExactBackend, FaissBackend, ivf_cells  # noqa: E402
 from retrieval.search.index import SearchResult  # noqa: E402
 from retrieval.search.rerank import rerank_shortlist  # noqa: E402
@@ -193,7 +193,7 @@ def bench_pairwise(args: argparse.Namespace) -> dict[str, Any]:
     with torch.inference_mode():
         images = encoded_bank(model.encode_images, batches(raw_images, model.image_inputs()))
         captions = encoded_bank(model.encode_texts, batches(raw_texts))
-    n_captions = 5 * n_images
+    n_captions = len(captions["mask"])
     image_emb, caption_emb = unit((n_images, 1024), rng), unit((n_captions, 1024), rng)
     cached = CachedPairwise(model)
     q_t2i, q_i2t = args.pairwise_queries, max(1, args.pairwise_queries // 5)
