@@ -9,9 +9,12 @@ another with ``_base: other.yaml`` (resolved relative to it); its own keys then 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
+import types
+import typing
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping, TypeVar, Union
 
 import yaml
 
@@ -236,3 +239,161 @@ def resolve_config_path(name_or_path: str | Path, config_dir: Path) -> Path:
 def load_run_config(name_or_path: str | Path, config_dir: Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
     """Load a config by path or packaged name and apply ``key=value`` overrides."""
     return load_config(resolve_config_path(name_or_path, config_dir), overrides)
+
+
+# --- typed configs: a YAML section read into a (nested) dataclass ---------------------------------
+
+C = TypeVar("C")
+
+
+def bounded(default: Any = dataclasses.MISSING, *, minimum: float | None = None,
+            maximum: float | None = None, doc: str = "") -> Any:
+    """A dataclass field with an allowed range (checked by `from_dict`) and a one-line meaning.
+
+    >>> @dataclasses.dataclass
+    ... class Loss:
+    ...     margin: float = bounded(0.2, minimum=0.0, doc="triplet margin")
+    """
+    metadata = {"minimum": minimum, "maximum": maximum, "doc": doc}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(metadata=metadata)
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    if origin in (tuple, list):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(tp: Any, value: Any, where: str, partial: bool = False) -> Any:
+    """`value` checked (and converted: lists to tuples, ints to floats) against the annotation `tp`."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return copy.deepcopy(value)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, where, partial)
+            except UserError:
+                continue
+        raise UserError(f"config {where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise UserError(f"config {where}: {value!r} is not {_type_name(tp)}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where, partial)
+    if origin in (tuple, list):
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config {where}: expected {_type_name(tp)}, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise UserError(f"config {where}: expected a list of {len(args)} values, got {value!r}")
+            items = [_convert(a, v, f"{where}[{i}]", partial) for i, (a, v) in enumerate(zip(args, value))]
+        else:
+            item = args[0] if args else Any
+            items = [_convert(item, v, f"{where}[{i}]", partial) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp) or (Any, Any)
+        if not isinstance(value, Mapping):
+            raise UserError(f"config {where}: expected a mapping, got {value!r}")
+        return {_convert(key_tp, k, where): _convert(value_tp, v, f"{where}.{k}", partial) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"config {where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config {where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"config {where}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"config {where}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise UserError(f"config {where}: expected a non-empty string, got {value!r}")
+        return value
+    raise TypeError(f"config {where}: unsupported annotation {tp!r}")
+
+
+def _check_field_range(field: dataclasses.Field, value: Any, where: str) -> None:
+    minimum, maximum = field.metadata.get("minimum"), field.metadata.get("maximum")
+    if minimum is None and maximum is None:
+        return
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    for v in values:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+                low = "-inf" if minimum is None else minimum
+                high = "inf" if maximum is None else maximum
+                raise UserError(f"config {where}: {v} outside [{low}, {high}]")
+
+
+def from_dict(cls: type[C], data: Any, where: str = "config", partial: bool = False) -> C:
+    """Build the dataclass `cls` from a config mapping, strictly.
+
+    Every key must be a field (a typo is an error naming the dotted key), every field without a
+    default must be present (``partial=True`` lets fields with defaults be omitted), values are
+    checked against the annotations (bool, int, float, str, Literal choices, lists/tuples, nested
+    dataclasses, mappings, ``X | None``) and against `bounded` ranges.  A class may define
+    ``__post_init__`` for checks across fields; it should raise `UserError` or `ValueError`.
+    """
+    if not isinstance(data, Mapping):
+        raise UserError(f"config {where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise UserError(f"config {where}: unknown key(s) {', '.join(map(repr, unknown))} "
+                        f"(known: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        key = f"{where}.{name}"
+        if name not in data:
+            has_default = field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+            if has_default and partial:
+                continue
+            raise UserError(f"config {where}: missing key {name!r}")
+        value = _convert(hints[name], data[name], key, partial)
+        _check_field_range(field, value, key)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        raise UserError(f"config {where}: {err}") from None
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass config back to plain YAML-able values (tuples become lists)."""
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(config)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from shared.config import apply_overrides, dump_config, load_config, load_yaml
@@ -66,3 +68,63 @@ def test_registry_resolves_names_case_insensitively():
         models.get("nope")
     with pytest.raises(ValueError, match="registered twice"):
         models.register("algrnet")(type("Other", (), {}))
+
+
+def test_model_registry_knows_each_models_configs(tmp_path):
+    from shared.registry import ModelRegistry
+
+    (tmp_path / "toy_tiny.yaml").write_text("model: {width: 2}\n")
+    (tmp_path / "toy_big.yaml").write_text("model: {width: 64}\n")
+    (tmp_path / "other.yaml").write_text("model: {width: 9}\n")
+    models = ModelRegistry("toy model", config_dir=tmp_path)
+
+    @models.register("Toy", configs={"tiny": "toy_tiny", "big": "toy_big"})
+    class Toy:
+        pass
+
+    assert models.get("TOY").cls is Toy and models.names() == ["toy"]
+    assert models.load_config("toy") == {"model": {"width": 2}}                      # default: tiny
+    assert models.load_config("toy", "big", ["model.width=8"]) == {"model": {"width": 8}}  # a dataset key
+    assert models.load_config("toy", "other") == {"model": {"width": 9}}              # a packaged name
+    assert models.config_path("toy", tmp_path / "other.yaml") == tmp_path / "other.yaml"
+    with pytest.raises(UserError, match="--model 'nope': unknown toy model \\(known: toy\\)"):
+        models.load_config("nope")
+    with pytest.raises(UserError, match="has no config for 'coco' \\(it has: tiny, big\\)"):
+        models.get("toy").config_name("coco")
+    with pytest.raises(UserError, match="neither a file"):
+        models.config_path("toy", "missing")
+    with pytest.raises(ValueError, match="register a 'tiny' config"):
+        models.register("bad", configs={"big": "toy_big"})
+
+
+def test_typed_config_sections_are_strict():
+    import dataclasses
+    from typing import Literal
+
+    from shared.config import bounded, from_dict, to_dict
+
+    @dataclasses.dataclass(frozen=True)
+    class Head:
+        hidden: int = bounded(minimum=1)
+        mode: Literal["gated", "simple"] = "gated"
+
+    @dataclasses.dataclass(frozen=True)
+    class Net:
+        lr: float = bounded(minimum=0.0)
+        grids: tuple[int, ...] = (8, 4, 2)
+        head: Head = dataclasses.field(default_factory=lambda: Head(4))
+        weights: str | None = None
+
+    net = from_dict(Net, {"lr": 1, "grids": [4, 2], "head": {"hidden": 3, "mode": "simple"}, "weights": None})
+    assert net == Net(1.0, (4, 2), Head(3, "simple"), None) and isinstance(net.lr, float)
+    assert from_dict(Net, to_dict(net)) == net
+    assert from_dict(Net, {"lr": 0.5}, partial=True) == Net(0.5)
+    cases = [({"lr": 1, "typo": 1}, "unknown key(s) 'typo'"),
+             ({"lr": 1}, "missing key 'grids'"),
+             ({"lr": -1, "grids": [1], "head": {"hidden": 1, "mode": "gated"}, "weights": None}, "net.lr: -1.0 outside"),
+             ({"lr": 1, "grids": [1], "head": {"hidden": 1, "mode": "x"}, "weights": None}, "net.head.mode: 'x' is not one of"),
+             ({"lr": float("nan"), "grids": [1], "head": {"hidden": 1, "mode": "gated"}, "weights": None}, "finite"),
+             ({"lr": 1, "grids": ["a"], "head": {"hidden": 1, "mode": "gated"}, "weights": None}, "net.grids[0]: expected an integer")]
+    for data, message in cases:
+        with pytest.raises(UserError, match=re.escape(message)):
+            from_dict(Net, data, "net")
