@@ -22,7 +22,9 @@ Shared raw formats:
   or ``M``/``male`` (case-insensitive); anything else or a missing subject means unknown.
 * **Frame folders**: a folder of images named by frame number (any zero padding: ``7.jpg``,
   ``0007.jpg`` and ``00007.png`` all mean frame 7), extensions ``.jpg``, ``.jpeg``, ``.png``,
-  ``.bmp``.
+  ``.bmp``. A loader may also accept names with a fixed prefix and an underscore before the
+  number (DISFA: ``LeftVideoSN001_comp_0007.png`` or ``SN001_7.png``). The number is the IMAGE's
+  number; how it maps to a label frame number is the loader's business (DISFA: `fau.data.disfa`).
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from shared.errors import UserError
 POINT_COUNTS: tuple[int, ...] = (49, 66, 68)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp")
 GENDERS: tuple[str, ...] = ("female", "male", "unknown")
-#: Counted problems that do NOT drop the frame (it falls back to face detection).
-WARNING_REASONS: frozenset[str] = frozenset({"bad_landmark_row"})
+#: Counted problems that do NOT drop the frame: a bad landmark row (the frame falls back to face
+#: detection) and DISFA label values filled with 0 under the AU1 label alignment (`fau.data.disfa`).
+WARNING_REASONS: frozenset[str] = frozenset({"bad_landmark_row", "filled_labels"})
 
 
 @dataclass
@@ -72,6 +75,15 @@ class RawDataset:
     aus: tuple[int, ...]               # AU numbers of the columns (empty for paralysis grades)
     frames: list[RawFrame]
     skips: Counter = field(default_factory=Counter)   # reason -> count (WARNING_REASONS keep it)
+    #: how the raw tree was read (folder names found, DISFA frame base, label alignment); stored
+    #: as ``raw_layout`` in the prepared ``dataset.json``
+    layout: dict = field(default_factory=dict)
+    #: per subject: {"labels": labelled frames, "images": image files found, "paired": frames
+    #: returned (label + image)}; stored as ``frames_per_subject`` in ``summary.json``
+    per_subject: dict = field(default_factory=dict)
+    #: one-line messages about a large label/frame count mismatch (never silent: `fau prepare`
+    #: logs and prints them and stores them as ``frame_mismatch`` in ``summary.json``)
+    messages: list = field(default_factory=list)
 
     def dropped(self) -> int:
         """Number of labelled frames the loader dropped (warnings excluded)."""
@@ -97,15 +109,29 @@ def read_gender_csv(path: Path) -> dict[str, str]:
         return {row["subject"].strip(): gender_from_code(row["gender"] or "") for row in reader}
 
 
-def index_frame_folder(folder: Path) -> dict[int, Path]:
-    """Map frame number -> image path for a folder of images named by (zero-padded) frame number."""
+def frame_number(stem: str, prefixes: tuple[str, ...] = ()) -> int | None:
+    """The image number of a file stem: ``0007`` -> 7, or ``<prefix>_0007`` -> 7 for a prefix in
+    `prefixes`; None for any other stem."""
+    if stem.isdigit():
+        return int(stem)
+    for prefix in prefixes:
+        rest = stem[len(prefix) + 1:]
+        if stem.startswith(prefix + "_") and rest.isdigit():
+            return int(rest)
+    return None
+
+
+def index_frame_folder(folder: Path, prefixes: tuple[str, ...] = ()) -> dict[int, Path]:
+    """Map image number -> image path for a folder of images named by (zero-padded) number, bare
+    or after one of `prefixes` and an underscore (module docstring)."""
     found: dict[int, Path] = {}
     if not folder.is_dir():
         return found
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         stem, ext = os.path.splitext(entry.name)
-        if ext.lower() in IMAGE_EXTENSIONS and stem.isdigit():
-            found.setdefault(int(stem), Path(entry.path))
+        number = frame_number(stem, prefixes) if ext.lower() in IMAGE_EXTENSIONS else None
+        if number is not None:
+            found.setdefault(number, Path(entry.path))
     return found
 
 
