@@ -3,12 +3,19 @@
 Raw layout accepted (``ROOT`` is what ``fau prepare --dataset bp4d --root ROOT`` gets)::
 
     ROOT/
-      AUCoding/AU_OCC/<subject>_<task>.csv     labels, one file per sequence   (required)
+      AUCoding/AU_OCC/<subject>_<task>.csv     labels, one file per sequence   (required; or
+                                               one of the label folders below)
       images/<subject>/<task>/<frame>.jpg      frames                           (required)
       landmarks/<subject>_<task>.csv           49/66/68-point landmarks         (optional)
       folds.yaml                               subject parts, overrides the shipped
                                                published lists (optional; see fau.data.folds)
 
+* **Label folder**: the first of these found holding ``*.csv`` files: ``AUCoding/AU_OCC`` (the
+  release), ``AUCoding/AUCoding`` (the FERA-2015 BP4D package as unpacked, read so by the
+  FERA-2015 / OpenFace evaluation scripts) and ``AUCoding`` itself (the CSVs kept directly in it,
+  as AU_R-CNN reads them: ``AUCoding/F001_T1.csv``). Two of them holding CSVs is a `UserError`
+  (which copy is right?); none is a one-line `UserError` naming the three. The folder used is
+  recorded in `RawDataset.layout` (``dataset.json`` ``raw_layout.labels_dir``).
 * ``<subject>`` is the BP4D id (``F001`` ... ``M018``; the first letter gives the gender: F =
   female, M = male, anything else unknown), ``<task>`` the task folder name (``T1`` ... ``T8``).
   The label file name is split at its LAST underscore into subject and task.
@@ -51,11 +58,12 @@ from fau.data.raw import (
     gender_from_code,
     index_frame_folder,
     read_landmark_csv,
-    require_dir,
 )
 from shared.errors import UserError
 
 LABEL_DIR = Path("AUCoding") / "AU_OCC"
+#: label folders accepted, in the order they are looked for (module docstring)
+LABEL_DIRS: tuple[Path, ...] = (LABEL_DIR, Path("AUCoding") / "AUCoding", Path("AUCoding"))
 FRAMES_DIR = "images"
 LANDMARKS_DIR = "landmarks"
 UNKNOWN_CODE = 9
@@ -126,6 +134,18 @@ def split_sequence_name(path: Path) -> tuple[str, str]:
     return subject, task
 
 
+def find_label_dir(root: Path) -> Path:
+    """The one label folder of ``LABEL_DIRS`` that holds ``*.csv`` files (module docstring)."""
+    found = [root / d for d in LABEL_DIRS if (root / d).is_dir() and any((root / d).glob("*.csv"))]
+    if len(found) > 1:
+        raise UserError(f"{root}: label CSVs in both {found[0].relative_to(root).as_posix()}/ and "
+                        f"{found[1].relative_to(root).as_posix()}/; keep one of them")
+    if not found:
+        names = ", ".join(d.as_posix() + "/" for d in LABEL_DIRS)
+        raise UserError(f"{root}: no BP4D label CSVs (<subject>_<task>.csv) in any of {names}")
+    return found[0]
+
+
 def load_bp4d(
     root: str | Path,
     aus: Sequence[int] | None = BP4D_AUS,
@@ -134,10 +154,8 @@ def load_bp4d(
 ) -> RawDataset:
     """Load a BP4D-layout tree (module docstring) into a `RawDataset`, frames sorted by key."""
     root = Path(root)
-    label_dir = require_dir(root / LABEL_DIR, "BP4D label (AUCoding/AU_OCC)")
+    label_dir = find_label_dir(root)
     files = sorted(label_dir.glob("*.csv"))
-    if not files:
-        raise UserError(f"{label_dir}: no <subject>_<task>.csv label files")
     skips: Counter = Counter()
     per_file = []
     for path in files:
@@ -146,6 +164,7 @@ def load_bp4d(
         per_file.append((path, subject, task, file_aus, labels))
     columns = tuple(sorted({a for item in per_file for a in item[3]})) if aus is None else tuple(aus)
     frames: list[RawFrame] = []
+    per_subject: dict[str, dict] = {}
     for path, subject, task, file_aus, labels in per_file:
         missing = [a for a in columns if a not in file_aus]
         if missing and aus is not None:
@@ -155,15 +174,21 @@ def load_bp4d(
         lm_path = root / landmarks_dir / f"{subject}_{task}.csv"
         landmarks = read_landmark_csv(lm_path, skips) if lm_path.is_file() else {}
         gender = gender_from_code(subject[:1])
+        counts = per_subject.setdefault(subject, {"labels": 0, "images": 0, "paired": 0})
+        counts["labels"] += len(labels)
+        counts["images"] += len(images)
         for frame in sorted(labels):
             image = images.get(frame)
             if image is None:
                 skips["missing_image"] += 1
                 continue
+            counts["paired"] += 1
             row = labels[frame]
             values = np.array([row[position[a]] if a in position else -1 for a in columns],
                               dtype=np.int8)
             frames.append(RawFrame(subject, task, frame, image, values,
                                    landmarks.get(frame), gender))
     frames.sort(key=lambda f: (f.subject, f.sequence, f.frame))
-    return RawDataset("bp4d", tuple(au_names(columns)), columns, frames, skips)
+    layout = {"labels_dir": label_dir.relative_to(root).as_posix(), "frames_dir": frames_dir}
+    return RawDataset("bp4d", tuple(au_names(columns)), columns, frames, skips, layout=layout,
+                      per_subject=dict(sorted(per_subject.items())))

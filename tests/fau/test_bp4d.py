@@ -63,6 +63,19 @@ def test_unpadded_frame_names_and_renamed_frames_dir(tmp_path):
     assert data.frames[0].landmarks is None
 
 
+@pytest.mark.parametrize("label_dir", ["AUCoding", "AUCoding/AUCoding"])
+def test_flat_and_fera_label_folders_are_found(tmp_path, label_dir):
+    tree = fx.make_bp4d(tmp_path, subjects=("F001", "M011"), frames=2, label_dir=label_dir)
+    data = load_bp4d(tmp_path)
+    assert data.layout["labels_dir"] == label_dir
+    assert len(data.frames) == len(tree.labels) == 8 and not data.skips
+    pick = [fx.BP4D_HEADER_AUS.index(a) for a in BP4D_AUS]
+    for frame in data.frames:
+        key = (frame.subject, frame.sequence, frame.frame)
+        assert frame.labels.tolist() == [tree.labels[key][i] for i in pick]
+    assert data.per_subject["F001"] == {"labels": 4, "images": 4, "paired": 4}
+
+
 def test_bad_inputs_are_counted(tmp_path):
     tree = fx.make_bp4d(tmp_path, bad=True)
     data = load_bp4d(tmp_path)
@@ -75,7 +88,9 @@ def test_bad_inputs_are_counted(tmp_path):
 @pytest.mark.parametrize(
     "files, message",
     [
-        ({}, "AUCoding/AU_OCC"),
+        ({}, "no BP4D label CSVs .* in any of AUCoding/AU_OCC/, AUCoding/AUCoding/, AUCoding/"),
+        ({"AUCoding/AU_OCC/F001_T1.csv": "0,1\n1,0\n", "AUCoding/F001_T1.csv": "0,1\n1,0\n"},
+         "label CSVs in both AUCoding/AU_OCC/ and AUCoding/; keep one"),
         ({"AUCoding/AU_OCC/F001_T1.csv": "0,1,smile\n1,0,1\n"}, "'smile' is not an AU number"),
         ({"AUCoding/AU_OCC/F001_T1.csv": "0,1,2\n1,0,1\n"}, "no column for AU4"),
         ({"AUCoding/AU_OCC/F001T1.csv": "0,1\n1,0\n"}, "<subject>_<task>.csv"),
