@@ -1,7 +1,8 @@
 """Prepare a raw BP4D / DISFA / FPara tree: labels, aligned crops, folds, weights, prior, language.
 
 Raw layouts: see `fau.data.bp4d`, `fau.data.disfa`, `fau.data.fpara`; output layout: see
-`fau.data.table`. Resumable: rerunning the same command skips frames already done.
+`fau.data.table`. Resumable: rerunning the same command skips frames already done and redoes
+frames whose image or landmarks changed since; ``--fresh`` starts over.
 """
 
 from __future__ import annotations
@@ -47,8 +48,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", default=None,
                         help="fold YAML (default ROOT/folds.yaml, else the published lists)")
     parser.add_argument("--frames-dir", default=None,
-                        help="frame folder under ROOT (default images for bp4d, "
-                             "Images_LeftCamera for disfa; e.g. 2D+3D for the BP4D release)")
+                        help="frame folder under ROOT (default images for bp4d; for disfa the "
+                             "first of Images_LeftCamera, images, img holding frames; e.g. 2D+3D "
+                             "for the BP4D release)")
+    parser.add_argument("--frame-base", default=None, choices=("0", "1", "auto"),
+                        help="DISFA: image numbering, 0 (image 0 = label frame 1, ME-GraphAU) or 1 "
+                             "(image 1 = label frame 1, ffmpeg); default auto = detect, and stop "
+                             "when the images cannot tell")
+    parser.add_argument("--label-align", default=None, choices=("au1", "intersection"),
+                        help="DISFA: frames of the AU1 file with absent AU values filled with 0 "
+                             "(default, the public rule) or only frames present in every AU file")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore the journal of an earlier run into --out: redo every frame")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -60,11 +71,19 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, args.root, args.out, aus=parse_aus(args.aus), limit=args.limit,
         align=not args.no_align, size=args.size, box_enlarge=args.box_enlarge,
         template=args.template, gender_csv=args.gender, pau_yaml=args.pau,
-        folds_file=args.folds, frames_dir=args.frames_dir, progress=not args.quiet,
+        folds_file=args.folds, frames_dir=args.frames_dir,
+        frame_base=int(args.frame_base) if args.frame_base in ("0", "1") else args.frame_base,
+        label_align=args.label_align, fresh=args.fresh, progress=not args.quiet,
     )
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
     print(f"prepared {summary['frames_kept']} of {summary['frames_selected']} frames "
           f"({summary['subjects']} subjects) into {args.out}; skipped: {skipped}")
+    layout = summary["raw_layout"]
+    if "frame_base" in layout:
+        print(f"frame images numbered from {layout['frame_base']} ({layout['frame_base_from']}); "
+              f"label alignment {layout['label_align']}")
+    for message in summary["frame_mismatch"]:
+        print(f"warning: {message}")
     if summary["subjects_without_fold"]:
         print(f"warning: subjects in no fold: {', '.join(summary['subjects_without_fold'])}")
     return 0

@@ -8,13 +8,21 @@ class weights (§1.7) and co-occurrence prior (§3.2), the VL-FAU language targe
 summary of the frames skipped and why.
 
 Resumable: every processed frame is appended to ``OUT/.prepare_journal.jsonl`` right after its
-crop is written; a rerun with the same options reuses journalled frames whose crop exists (and
-journalled skips) instead of reading, detecting and aligning them again. Changing an option that
-affects the crops (size, box_enlarge, alignment, dataset, AU set) starts a fresh journal.
+crop is written, with the identity of its input: the image path (relative to the raw root), the
+image file's size and modification time (nanoseconds) and a hash of the frame's raw landmarks. A
+rerun with the same options reuses a journalled frame (its crop, or its skip) only when that
+identity is unchanged and, for a kept frame, its crop exists; a frame whose image or landmarks
+changed (a repaired file, another frame numbering pairing the label with another image) is done
+again and counted in ``frames_retried``. Size + mtime rather than a content hash: a rerun must
+not read every image of a 130k-frame dataset just to find the few that changed. Changing an
+option that affects the crops (size, box_enlarge, alignment, dataset, AU set) starts a fresh
+journal; ``fresh=True`` (``fau prepare --fresh``) starts one regardless, so every frame is read,
+detected and aligned again (crops are overwritten in place).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -32,7 +40,6 @@ from fau.aus import BP4D_AUS, DISFA_AUS
 from fau.data import folds as folds_mod
 from fau.data.bp4d import FRAMES_DIR as BP4D_FRAMES_DIR
 from fau.data.bp4d import load_bp4d
-from fau.data.disfa import FRAMES_DIR as DISFA_FRAMES_DIR
 from fau.data.disfa import load_disfa
 from fau.data.fpara import GRADES, load_fpara, load_pau_definitions
 from fau.data.raw import WARNING_REASONS, RawDataset, RawFrame
@@ -56,16 +63,20 @@ SYNTHETIC_MARKER = "synfacs_truth.json"
 
 
 def load_raw(dataset: str, root: Path, aus: Sequence[int] | None,
-             gender_csv: Path | None = None, frames_dir: str | None = None) -> RawDataset:
+             gender_csv: Path | None = None, frames_dir: str | None = None,
+             frame_base: int | None = None, label_align: str | None = None) -> RawDataset:
     """Run the loader of `dataset` on `root` (`aus` None = every AU column, BP4D layout only;
-    `frames_dir` renames the frame folder of the BP4D/DISFA layouts)."""
+    `frames_dir` renames the frame folder of the BP4D/DISFA layouts; `frame_base` (None = detect)
+    and `label_align` (None = ``au1``) are DISFA's, `fau.data.disfa`)."""
+    if dataset != "disfa" and (frame_base is not None or label_align is not None):
+        raise UserError("--frame-base and --label-align are for --dataset disfa only")
     if dataset == "bp4d":
         return load_bp4d(root, aus=aus, frames_dir=frames_dir or BP4D_FRAMES_DIR)
     if dataset == "disfa":
         if aus is None:
             raise UserError("--aus all is only for the BP4D layout; DISFA needs an explicit AU list")
-        return load_disfa(root, aus=aus, gender_csv=gender_csv,
-                          frames_dir=frames_dir or DISFA_FRAMES_DIR)
+        return load_disfa(root, aus=aus, gender_csv=gender_csv, frames_dir=frames_dir,
+                          frame_base=frame_base, label_align=label_align or "au1")
     if dataset == "fpara":
         return load_fpara(root)
     raise UserError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
@@ -103,11 +114,11 @@ def fold_spec(dataset: str, root: Path, subjects: set[str],
 class Journal:
     """Append-only record of processed frames (module docstring); a torn last line is ignored."""
 
-    def __init__(self, path: Path, options: dict) -> None:
+    def __init__(self, path: Path, options: dict, fresh: bool = False) -> None:
         self.path = path
         self.entries: dict[str, dict] = {}
         header = {"options": options}
-        if path.is_file():
+        if path.is_file() and not fresh:
             lines = path.read_text(encoding="utf-8").splitlines()
             if lines and _loads(lines[0]) == header:
                 for line in lines[1:]:
@@ -189,25 +200,49 @@ class FrameAligner:
         return crop, to49(landmarks).astype(np.float32) * scale, "file"
 
 
-def process_frames(frames: list[RawFrame], out: Path, aligner: FrameAligner, journal: Journal,
-                   progress: bool) -> Iterator[tuple[RawFrame, dict]]:
-    """Yield (frame, journal entry) for every frame, reusing journalled work (resumable)."""
+def input_identity(frame: RawFrame, root: Path) -> dict:
+    """What a journalled frame was made from (module docstring): image path relative to `root`,
+    its size and mtime in nanoseconds, and a hash of the raw landmarks (None without)."""
+    try:
+        image = frame.image.relative_to(root).as_posix()
+    except ValueError:
+        image = str(frame.image)
+    try:
+        stat = frame.image.stat()
+        size, mtime = stat.st_size, stat.st_mtime_ns
+    except OSError:
+        size = mtime = None
+    points = None
+    if frame.landmarks is not None:
+        data = np.ascontiguousarray(frame.landmarks, dtype=np.float32).tobytes()
+        points = hashlib.sha1(data).hexdigest()[:16]
+    return {"image": image, "size": size, "mtime_ns": mtime, "landmarks": points}
+
+
+def process_frames(frames: list[RawFrame], root: Path, out: Path, aligner: FrameAligner,
+                   journal: Journal, progress: bool) -> Iterator[tuple[RawFrame, dict]]:
+    """Yield (frame, journal entry) for every frame, reusing journalled work whose input is
+    unchanged (module docstring); a redone journalled frame's entry has ``"retried": True``."""
     for frame in tqdm(frames, desc="prepare", unit="frame", disable=not progress):
+        identity = input_identity(frame, root)
         entry = journal.entries.get(frame.key)
-        if entry is not None and (entry["status"] == "skip" or (out / entry["path"]).is_file()):
+        retried = entry is not None
+        if (entry is not None and entry.get("input") == identity
+                and (entry["status"] == "skip" or (out / entry["path"]).is_file())):
             yield frame, {**entry, "resumed": True}
             continue
         result = aligner(frame)
         if isinstance(result, str):
-            entry = {"key": frame.key, "status": "skip", "reason": result}
+            entry = {"key": frame.key, "status": "skip", "reason": result, "input": identity}
         else:
             crop, landmarks, source = result
             rel = crop_relpath(frame.subject, frame.sequence, frame.frame)
             _write_jpeg(out / rel, crop)
             entry = {"key": frame.key, "status": "ok", "path": rel, "source": source,
-                     "landmarks": np.round(landmarks.astype(np.float64), 3).tolist()}
+                     "landmarks": np.round(landmarks.astype(np.float64), 3).tolist(),
+                     "input": identity}
         journal.add(entry)
-        yield frame, entry
+        yield frame, {**entry, "retried": retried}
 
 
 def _fold_statistics(fold: folds_mod.Fold, table: pd.DataFrame, raw: RawDataset) -> dict:
@@ -246,6 +281,9 @@ def prepare(
     pau_yaml: str | os.PathLike | None = None,
     folds_file: str | os.PathLike | None = None,
     frames_dir: str | None = None,
+    frame_base: int | str | None = None,
+    label_align: str | None = None,
+    fresh: bool = False,
     progress: bool = True,
 ) -> dict:
     """Prepare `dataset` from the raw tree `root` into `out` (layout: `fau.data.table`).
@@ -253,8 +291,10 @@ def prepare(
     `aus`: ``"default"`` (the dataset's evaluated AUs), None (BP4D layout: every AU column present,
     e.g. SynFACS's 15) or an explicit AU list. `limit` keeps that many frames, evenly spaced.
     `align=False` writes the frames resized to `size` (for already aligned faces). `frames_dir`
-    replaces the layout's frame folder name (``images`` / ``Images_LeftCamera``). Returns the
-    summary that is also written to ``out/summary.json``.
+    replaces the layout's frame folder name (``images`` / ``Images_LeftCamera``). DISFA only:
+    `frame_base` 0, 1 or None/``"auto"`` (detect) and `label_align` ``au1`` (default) or
+    ``intersection`` (`fau.data.disfa`). `fresh` ignores the journal of an earlier run (module
+    docstring). Returns the summary that is also written to ``out/summary.json``.
     """
     start = time.time()
     root, out = Path(root), Path(out)
@@ -265,7 +305,8 @@ def prepare(
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
     chosen = DEFAULT_AUS.get(dataset) if aus == "default" else aus
-    raw = load_raw(dataset, root, chosen, Path(gender_csv) if gender_csv else None, frames_dir)
+    raw = load_raw(dataset, root, chosen, Path(gender_csv) if gender_csv else None, frames_dir,
+                   None if frame_base == "auto" else frame_base, label_align)
     if not raw.frames:
         raise UserError(f"{root}: no usable frames (skipped: {dict(raw.skips) or 'none'})")
     frames = select_frames(raw.frames, limit)
@@ -277,14 +318,16 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     options = {"dataset": dataset, "columns": list(raw.columns), "align": align, "size": size,
                "box_enlarge": box_enlarge, "root": str(root.resolve())}
-    journal = Journal(out / JOURNAL, options)
+    journal = Journal(out / JOURNAL, options, fresh=fresh)
     skips: Counter = Counter({k: n for k, n in raw.skips.items() if k not in WARNING_REASONS})
     sources: Counter = Counter()
-    rows, landmarks, resumed = [], [], 0
+    rows, landmarks, resumed, retried = [], [], 0, 0
     try:
-        for frame, entry in process_frames(frames, out, FrameAligner(align, size, box_enlarge),
-                                           journal, progress):
+        for frame, entry in process_frames(frames, root, out,
+                                           FrameAligner(align, size, box_enlarge), journal,
+                                           progress):
             resumed += bool(entry.get("resumed"))
+            retried += bool(entry.get("retried"))
             if entry["status"] == "skip":
                 skips[entry["reason"]] += 1
                 continue
@@ -307,7 +350,7 @@ def prepare(
             "columns": list(raw.columns), "aus": list(raw.aus), "crop_size": size,
             "box_enlarge": box_enlarge, "aligned": align, "landmark_points": 49,
             "folds": [f.name for f in folds], "fold_source": fold_source,
-            "source_root": str(root.resolve()),
+            "source_root": str(root.resolve()), "raw_layout": raw.layout,
             "synthetic": (root / SYNTHETIC_MARKER).is_file()}
     summary_extra: dict = {}
     if lang_template is not None:
@@ -327,9 +370,13 @@ def prepare(
         "frames_selected": len(frames),
         "frames_kept": len(table),
         "frames_resumed": resumed,
+        "frames_retried": retried,
         "skipped": dict(sorted(skips.items())),
         "warnings": {k: n for k, n in sorted(raw.skips.items()) if k in WARNING_REASONS},
         "landmark_source": dict(sorted(sources.items())),
+        "raw_layout": raw.layout,
+        "frames_per_subject": raw.per_subject,
+        "frame_mismatch": list(raw.messages),
         "subjects": int(table["subject"].nunique()),
         "subjects_without_fold": sorted(set(table["subject"]) - in_folds),
         "fold_source": fold_source,

@@ -21,9 +21,13 @@
                             "global": text|null} for table row i (fau.language.targets)
       language_template.yaml  the exact template file the sentences came from
       pau.yaml              FPara only: the paralysis-AU centre definitions used
-      summary.json          frame counts (labelled, selected, kept, resumed), "skipped" (dropped
-                            frames by reason), "warnings" (counted problems that kept the frame),
-                            landmark sources (file/detector/none), subjects in no fold, timing
+      summary.json          frame counts (labelled, selected, kept, resumed, retried), "skipped"
+                            (dropped frames by reason), "warnings" (counted problems that kept the
+                            frame, e.g. DISFA "filled_labels"), landmark sources
+                            (file/detector/none), "frames_per_subject" ({subject: {"labels",
+                            "images", "paired"}}: labelled frames, image files found, frames with
+                            both), "frame_mismatch" (one line per subject whose labels and images
+                            pair badly; empty when they agree), subjects in no fold, timing
 
 ``table.csv`` columns, in order: ``path`` (crop path relative to OUT, POSIX separators),
 ``subject``, ``sequence``, ``frame`` (int), ``gender`` (female|male|unknown), then the label
@@ -34,7 +38,12 @@ columns: ``AU<k>`` with 1 active, 0 inactive, -1 unknown (AU datasets), or ``gra
 ``paralysis``), ``columns`` (label column names), ``aus`` (AU numbers; empty for paralysis),
 ``grades`` (paralysis only), ``synthetic`` (true for SynFACS), ``n_frames``, ``crop_size``, ``box_enlarge``, ``aligned`` (false
 with --no-align: crops are the frames resized), ``landmark_points`` (49), ``folds``
-(fold names), ``template_version`` (AU datasets), ``source_root``.
+(fold names), ``template_version`` (AU datasets), ``source_root``, ``raw_layout`` (how the
+raw tree was read; BP4D: ``labels_dir``, ``frames_dir``; DISFA: ``frames_dir``, ``video_folders``
+(e.g. ``["LeftVideo<SN>_comp"]``), ``frame_base`` (0 or 1: image ``n`` holds label frame
+``n + 1 - frame_base``), ``frame_base_from`` (``auto: <evidence>`` or ``--frame-base N``),
+``label_align`` (``au1`` or ``intersection``); see `fau.data.disfa`). The ``frame`` column of
+``table.csv`` is always the LABEL file's frame number, whatever the image numbering.
 """
 
 from __future__ import annotations

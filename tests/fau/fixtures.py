@@ -42,7 +42,11 @@ def face68(centre: tuple[float, float] = (80.0, 88.0), scale: float = 38.0,
     return (unit @ rot.T * scale + np.asarray(centre)).astype(np.float32)
 
 
-def draw_face(landmarks: np.ndarray, size: int = 160, seed: int = 0) -> np.ndarray:
+SKIN = (200, 160, 140)
+
+
+def draw_face(landmarks: np.ndarray, size: int = 160, seed: int = 0,
+              skin: tuple[int, int, int] = SKIN) -> np.ndarray:
     """An RGB uint8 image of the landmark face (skin hull, dark brows, eyes and lips)."""
     import cv2
 
@@ -50,7 +54,7 @@ def draw_face(landmarks: np.ndarray, size: int = 160, seed: int = 0) -> np.ndarr
     image = np.full((size, size, 3), 90, dtype=np.uint8)
     image += rng.integers(0, 20, size=image.shape, dtype=np.uint8)
     pts = np.round(landmarks).astype(np.int32)
-    cv2.fillConvexPoly(image, cv2.convexHull(np.concatenate([pts[:17], pts[17:27]])), (200, 160, 140))
+    cv2.fillConvexPoly(image, cv2.convexHull(np.concatenate([pts[:17], pts[17:27]])), skin)
     for group in (pts[17:22], pts[22:27], pts[27:31], pts[31:36]):
         cv2.polylines(image, [group], False, (60, 40, 30), 2)
     for group in (pts[36:42], pts[42:48], pts[48:60]):
@@ -79,15 +83,18 @@ class Tree:
     labels: dict[tuple[str, str, int], list[int]] = field(default_factory=dict)
     landmarks: dict[tuple[str, str, int], np.ndarray] = field(default_factory=dict)
     expected_skips: dict[str, int] = field(default_factory=dict)
+    expected_warnings: dict[str, int] = field(default_factory=dict)
+    images: dict[tuple[str, str, int], Path] = field(default_factory=dict)   # label key -> image
 
 
 def make_bp4d(root: Path, subjects=BP4D_SUBJECTS, tasks=("T1", "T2"), frames: int = 3,
-              bad: bool = False, seed: int = 0) -> Tree:
+              bad: bool = False, seed: int = 0, label_dir: str = "AUCoding/AU_OCC") -> Tree:
     """BP4D layout: AUCoding/AU_OCC CSVs with a 17-AU header (0/1/9), images/<s>/<t>/<0000>.jpg,
-    landmarks/<s>_<t>.csv with 49 points (68-point files for the second task)."""
+    landmarks/<s>_<t>.csv with 49 points (68-point files for the second task). `label_dir`
+    moves the CSVs (``AUCoding``: the flat AU_R-CNN layout)."""
     rng = np.random.default_rng(seed)
     tree = Tree(Path(root))
-    label_dir = tree.root / "AUCoding" / "AU_OCC"
+    label_dir = tree.root / label_dir
     label_dir.mkdir(parents=True)
     (tree.root / "landmarks").mkdir()
     from fau.face.points import to49
@@ -128,11 +135,42 @@ def make_bp4d(root: Path, subjects=BP4D_SUBJECTS, tasks=("T1", "T2"), frames: in
     return tree
 
 
+#: which landmark files each DISFA fixture subject gets, cycled: release .mat, CSV, none
+DISFA_LANDMARKS = ("mat", "csv", None)
+
+
+def marker_skin(frame: int) -> tuple[int, int, int]:
+    """Skin colour that identifies label frame `frame` (1-based): blue = 30 * frame."""
+    return (215, 175, 30 * frame)
+
+
+def marker_frame(crop: np.ndarray) -> int | None:
+    """The label frame whose `marker_skin` fills the centre of an aligned crop, or None when the
+    centre is not skin (e.g. the crop was aligned with another frame's landmarks)."""
+    h, w = crop.shape[:2]
+    patch = crop[h // 2 - 12:h // 2 + 12, w // 2 - 12:w // 2 + 12].reshape(-1, 3)
+    red, _, blue = np.median(patch, axis=0)
+    if red < 180:
+        return None
+    return int(round(blue / 30))
+
+
 def make_disfa(root: Path, subjects=DISFA_SUBJECTS, frames: int = 4, bad: bool = False,
-               seed: int = 1) -> Tree:
-    """DISFA layout: ActionUnit_Labels/<SN>/<SN>_au<k>.txt (1-based frames, intensity 0-5),
-    Images_LeftCamera/<SN>/<0001>.jpg; landmarks as release .mat (66 points, both file names) for
-    the first subject, a per-subject 66-point CSV for the second, none for the third."""
+               seed: int = 1, frame_base: int = 1, frames_root: str = "Images_LeftCamera",
+               video: str = "{sn}", name: str = "{n:04d}", ext: str = ".jpg",
+               landmark_files=DISFA_LANDMARKS, marker: bool = False) -> Tree:
+    """DISFA layout: ActionUnit_Labels/<SN>/<SN>_au<k>.txt (1-based label frames, intensity 0-5),
+    frames at ``<frames_root>/<video>/<name><ext>`` where `video` and `name` are format strings
+    (``{sn}`` subject, ``{video}`` the video folder name, ``{n}`` the image number = label frame
+    - 1 + `frame_base`); landmarks by `landmark_files` per subject (cycled): release .mat (66
+    points, both file names, numbered by LABEL frame), a per-subject 66-point CSV, or none.
+
+    `marker`: each frame's face is drawn in `marker_skin` of its label frame and placed
+    alternately left and right, so a crop identifies its frame and a crop aligned with the
+    landmarks of a neighbouring frame misses the face (`marker_frame`).
+    With ``bad=True``: an out-of-range and a garbage line in the first subject's AU1 file, its AU2
+    file lacking the last frame (filled with 0 under the default AU1 alignment: its AU2 label in
+    `Tree.labels` is 0) and a wrong-count landmark file (when that subject has .mat files)."""
     from scipy.io import savemat
 
     from fau.aus import DISFA_AUS
@@ -140,7 +178,9 @@ def make_disfa(root: Path, subjects=DISFA_SUBJECTS, frames: int = 4, bad: bool =
     rng = np.random.default_rng(seed)
     tree = Tree(Path(root))
     keep66 = [i for i in range(68) if i not in (60, 64)]
+    size = 200 if marker else 160
     for s_i, subject in enumerate(subjects):
+        lm_kind = landmark_files[s_i % len(landmark_files)]
         label_dir = tree.root / "ActionUnit_Labels" / subject
         label_dir.mkdir(parents=True)
         intensities = rng.integers(0, 6, size=(frames, len(DISFA_AUS)))
@@ -153,26 +193,38 @@ def make_disfa(root: Path, subjects=DISFA_SUBJECTS, frames: int = 4, bad: bool =
             if bad and s_i == 0 and a_i == 1:
                 lines = lines[:-1]                                 # last frame lacks AU2
             (label_dir / f"{subject}_au{au}.txt").write_text("\n".join(lines) + "\n")
+        if bad and s_i == 0:
+            intensities[frames - 1, 1] = 0                         # the AU1 rule fills it with 0
+        folder = video.format(sn=subject)
         lm_rows = []
         for f in range(frames):
-            number = f + 1
-            points = face68(roll=0.03 * f, scale=35 + 2 * s_i)
-            tree.labels[(subject, "left", number)] = (intensities[f] >= 2).astype(int).tolist()
-            tree.landmarks[(subject, "left", number)] = points
-            save_image(tree.root / "Images_LeftCamera" / subject / f"{number:04d}.jpg",
-                       draw_face(points, seed=100 * s_i + f))
-            if s_i == 0:
+            number = f + 1                                         # the label frame
+            if marker:
+                centre = (60.0 if f % 2 == 0 else 140.0, 100.0)
+                points = face68(centre=centre, roll=0.03 * f, scale=34)
+                image = draw_face(points, size=size, seed=100 * s_i + f, skin=marker_skin(number))
+            else:
+                points = face68(roll=0.03 * f, scale=35 + 2 * s_i)
+                image = draw_face(points, seed=100 * s_i + f)
+            key = (subject, "left", number)
+            tree.labels[key] = (intensities[f] >= 2).astype(int).tolist()
+            tree.landmarks[key] = points
+            stem = name.format(n=f + frame_base, sn=subject, video=folder)
+            tree.images[key] = tree.root / frames_root / folder / f"{stem}{ext}"
+            save_image(tree.images[key], image)
+            if lm_kind == "mat":
                 mat_dir = tree.root / "Landmark_Points" / subject / "tmp_frame_lm"
                 mat_dir.mkdir(parents=True, exist_ok=True)
-                name = f"{subject}_{f:04d}_lm.mat" if f % 2 == 0 else f"l0{number:04d}_lm.mat"
+                lm_name = f"{subject}_{f:04d}_lm.mat" if f % 2 == 0 else f"l0{number:04d}_lm.mat"
                 pts = points[keep66]
-                if bad and f == frames - 2:
+                if bad and s_i == 0 and f == frames - 2:
                     pts = pts[:60]                                 # wrong landmark count
-                savemat(mat_dir / name, {"pts": pts.astype(np.float64)})
-            elif s_i == 1:
+                savemat(mat_dir / lm_name, {"pts": pts.astype(np.float64)})
+            elif lm_kind == "csv":
                 lm_rows.append([number, *np.round(points[keep66], 3).reshape(-1).tolist()])
         if lm_rows:
             path = tree.root / "Landmark_Points" / f"{subject}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", newline="") as handle:
                 writer = csv.writer(handle)
                 writer.writerow(landmark_header(66))
@@ -181,7 +233,10 @@ def make_disfa(root: Path, subjects=DISFA_SUBJECTS, frames: int = 4, bad: bool =
     (tree.root / "gender.csv").write_text(
         "subject,gender\n" + "".join(f"{s},{g}\n" for s, g in genders.items()))
     if bad:
-        tree.expected_skips = {"bad_label_row": 2, "bad_landmarks": 1, "incomplete_labels": 1}
+        tree.expected_skips = {"bad_label_row": 2}
+        if landmark_files[0] == "mat":
+            tree.expected_skips["bad_landmarks"] = 1
+        tree.expected_warnings = {"filled_labels": 1}
     return tree
 
 

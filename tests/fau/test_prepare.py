@@ -126,11 +126,13 @@ def test_disfa_end_to_end_through_the_cli(tmp_path, capsys):
     code = main(["prepare", "--dataset", "disfa", "--root", str(tmp_path / "raw"),
                  "--out", str(tmp_path / "out"), "--quiet"])
     assert code == 0
-    assert "prepared 10 of 10 frames" in capsys.readouterr().out
+    assert "prepared 11 of 11 frames" in capsys.readouterr().out
     data = load_prepared(tmp_path / "out")
     summary = json.loads((tmp_path / "out/summary.json").read_text())
     assert summary["skipped"] == tree.expected_skips
-    assert summary["landmark_source"]["file"] == 6                 # .mat + CSV, 66 -> 49
+    assert summary["warnings"] == tree.expected_warnings           # AU2 filled for one frame
+    assert summary["landmark_source"]["file"] == 7                 # .mat + CSV, 66 -> 49
+    assert data.meta["raw_layout"]["frame_base"] == 1
     for i, row in enumerate(data.table.itertuples()):
         assert data.labels()[i].tolist() == tree.labels[(row.subject, "left", row.frame)]
     assert dict(zip(data.table["subject"], data.table["gender"])) == {
