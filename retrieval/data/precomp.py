@@ -13,6 +13,22 @@ image, caption j belongs to image j // 5), optional ``{split}_ids.txt`` and opti
 from raw photos (`retrieval features`) has ``{split}_paths.txt`` (source image per image) and may have
 no caption file; it then loads with no captions.
 
+Two row layouts of ``{split}_ims.npy`` are known (`rows_per_image`):
+
+* one row per image (rows × 5 = captions): every split of the public COCO package and F30K train/test;
+* one row per caption (rows = captions): the released F30K ``dev`` split (5,070 rows for the 5,070
+  captions of 1,014 images).  The public loaders (kuanghuei/SCAN, fartashf/vsepp, woodfrog/vse_infty
+  ``PrecompDataset``) set ``im_div = 1`` when rows = captions and keep every 5th image embedding at
+  evaluation, i.e. the row of image i is row 5·i.  We require the 5
+  rows of each image to be bitwise identical (the file repeats each image 5 times) and refuse the file
+  otherwise, since then rows 5·i … 5·i+4 are not one image and the N × 5N protocol is undefined; the
+  split then exposes rows[::5] (one image per 5 captions), with ``PrecompSplit.feature_layout`` =
+  ``"per_caption"``.  Side arrays, ids and scene graphs may have either one entry per image or one per
+  row; per-row entries are collapsed the same way.
+
+Every array is checked for NaN/inf over all the rows the split exposes, streamed in bounded chunks of
+the memory map (`check_rows`).
+
 How a path given by the user is resolved (`resolve_precomp_dir`):
 
 1. a folder that itself holds ``*_caps.txt`` (or a gallery's ``*_paths.txt``) is the precomp folder; its
@@ -42,8 +58,8 @@ GRID_CELLS = 49
 SEG_CLASSES = 133
 SEG_GRID = 7
 SEG_MAP_SIZE = 64
-FINITE_SAMPLE_ROWS = 256
-FULL_CHECK_CHUNK_BYTES = 64 * 2**20
+FULL_CHECK_CHUNK_BYTES = 64 * 2**20  # ours: bytes of the memory map read at a time by `check_rows`
+NPY_MAGIC = b"\x93NUMPY"
 GALLERY_PATHS = "paths.txt"  # {split}_paths.txt: one source image path per image (an image-only gallery)
 
 # side array name -> symbolic shape after the image axis (sizes filled in by `load_split`; "box" = 4 or more)
@@ -133,19 +149,62 @@ def read_captions(path: Path) -> list[str]:
     return captions
 
 
-def check_captions_per_image(captions: Sequence[str], n_images: int, caps_path: Path, ims_path: Path) -> None:
-    """Enforce the 5-captions-per-image rule (caption j ↔ image j // 5), retrieval-models.md §1.4."""
-    expected = CAPTIONS_PER_IMAGE * n_images
-    if len(captions) != expected:
-        raise UserError(
-            f"{caps_path}: {len(captions)} captions for {n_images} images in {ims_path.name}; "
-            f"expected {CAPTIONS_PER_IMAGE} per image ({expected})"
-        )
+def rows_per_image(n_rows: int, n_captions: int, caps_path: Path, ims_path: Path) -> int:
+    """Feature rows per image: 1 (rows × 5 = captions) or 5 (one row per caption, the F30K dev layout).
+
+    Caption j belongs to image j // 5 in both layouts (the public loaders' ``im_div`` rule, e.g.
+    kuanghuei/SCAN ``data.py``); any other count is a one-line error naming both counts and the known layouts.
+    """
+    if n_captions == CAPTIONS_PER_IMAGE * n_rows:
+        return 1
+    if n_captions == n_rows and n_rows % CAPTIONS_PER_IMAGE == 0:
+        return CAPTIONS_PER_IMAGE
+    per_caption = f"{n_rows}" if n_rows % CAPTIONS_PER_IMAGE == 0 else f"a multiple of {CAPTIONS_PER_IMAGE}"
+    raise UserError(
+        f"{caps_path}: {n_captions} captions for {n_rows} images in {ims_path.name}; known layouts: "
+        f"{CAPTIONS_PER_IMAGE * n_rows} captions ({CAPTIONS_PER_IMAGE} per image, one feature row each) or "
+        f"{per_caption} (one feature row per caption, 5 rows per image: F30K dev)"
+    )
+
+
+def _describe_non_npy(head: bytes) -> str:
+    """What a file without the .npy magic looks like, from its first bytes (for the error message)."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive (.npz?), expected one .npy array"
+    if head[:1] == b"\x80":
+        return "a Python pickle, refused (pickles are never loaded)"
+    text = head.decode("utf-8", errors="replace").rstrip("\ufffd")
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        return f"a text file starting {text.splitlines()[0][:24]!r}, no .npy header"
+    return "no .npy header"
 
 
 def _open_npy(path: Path) -> np.ndarray:
+    """Memory-map a ``.npy`` file, checking its header first: never unpickles, one-line errors naming `path`."""
     if not path.is_file():
         raise UserError(f"{path}: file not found")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+            if not head:
+                raise UserError(f"{path}: empty file (0 bytes), expected a .npy array")
+            if not head.startswith(NPY_MAGIC):
+                raise UserError(f"{path}: not a .npy array ({_describe_non_npy(head)})")
+            handle.seek(0)
+            major, _ = np.lib.format.read_magic(handle)
+            reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(handle)
+            data_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            offset = handle.tell()
+    except (ValueError, OSError, EOFError) as err:
+        raise UserError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
+    if dtype.hasobject:
+        raise UserError(f"{path}: holds Python objects (dtype {dtype}), a pickled array; refused (never unpickled)")
+    if 0 in shape:
+        raise UserError(f"{path}: empty array (shape {tuple(shape)})")
+    size = path.stat().st_size
+    if size < offset + data_bytes:
+        raise UserError(f"{path}: truncated ({size} bytes; shape {tuple(shape)} {dtype} needs {offset + data_bytes})")
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
@@ -160,34 +219,57 @@ def _check_shape(array: np.ndarray, path: Path, expected: Sequence[int | None], 
         raise UserError(f"{path}: {what} has shape {shape}, expected {want}")
 
 
-def check_finite(array: np.ndarray, path: Path, mode: Literal["sample", "full", "none"] = "sample") -> None:
-    """Reject NaN/inf values: on an evenly spaced sample of images (cheap) or the whole array in chunks."""
-    if mode == "none" or array.dtype.kind != "f" or len(array) == 0:
-        return
+def check_rows(array: np.ndarray, path: Path, *, finite: bool = True, repeat: int = 1,
+               chunk_bytes: int = FULL_CHECK_CHUNK_BYTES) -> None:
+    """Stream every row of `array` in chunks of about `chunk_bytes` (bounded memory over a memory map).
+
+    `finite`: reject NaN/inf, naming the first bad row.  `repeat` > 1: each group of `repeat`
+    consecutive rows must be bitwise identical (the one-row-per-caption layout, module docstring).
+    """
     n = len(array)
-    if mode == "sample":
-        rows = np.unique(np.linspace(0, n - 1, min(n, FINITE_SAMPLE_ROWS)).astype(np.int64))
-        blocks = [(rows, np.asarray(array[rows]))]
-    else:
-        row_bytes = max(1, array[0].nbytes)
-        step = max(1, FULL_CHECK_CHUNK_BYTES // row_bytes)
-        blocks = ((np.arange(s, min(n, s + step)), np.asarray(array[s : s + step])) for s in range(0, n, step))
-    for rows, block in blocks:
-        finite = np.isfinite(block.reshape(len(rows), -1)).all(axis=1)
-        if not finite.all():
-            raise UserError(f"{path}: NaN or inf values in image {int(rows[np.argmin(finite)])}")
+    check_finite = finite and array.dtype.kind in "fc"
+    if n == 0 or (not check_finite and repeat == 1):
+        return
+    row_bytes = max(1, array[0].nbytes)
+    step = max(1, chunk_bytes // (row_bytes * repeat)) * repeat
+    for start in range(0, n, step):
+        block = np.asarray(array[start : start + step]).reshape(min(step, n - start), -1)
+        if check_finite:
+            good = np.isfinite(block).all(axis=1)
+            if not good.all():
+                raise UserError(f"{path}: NaN or inf values in row {start + int(np.argmin(good))}")
+        if repeat > 1:
+            bits = block.view(f"u{block.dtype.itemsize}") if block.dtype.kind == "f" else block
+            groups = bits.reshape(-1, repeat, bits.shape[1])
+            same = (groups == groups[:, :1]).all(axis=(1, 2))
+            if not same.all():
+                first = start + repeat * int(np.argmin(same))
+                raise UserError(
+                    f"{path}: one row per caption, but rows {first}-{first + repeat - 1} (image {first // repeat}) "
+                    f"differ; this layout must repeat each image's features for its {repeat} captions"
+                )
+
+
+def _collapse(items: list, repeat: int, path: Path, unit: str) -> list:
+    """Entries given `repeat` times per image → one per image; the `repeat` copies must be equal."""
+    if repeat == 1:
+        return items
+    for start in range(0, len(items), repeat):
+        group = items[start : start + repeat]
+        if any(entry != group[0] for entry in group):
+            raise UserError(f"{path}: {unit} {start + 1}-{start + repeat} (image {start // repeat}) differ; "
+                            f"expected {repeat} copies of one image's entry")
+    return items[::repeat]
 
 
 def _read_ids(path: Path, n_images: int) -> list[str]:
+    """One id per image; a file with one id per caption (5 equal lines per image) is collapsed."""
     try:
         ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except UnicodeDecodeError as err:
         raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     if len(ids) == CAPTIONS_PER_IMAGE * n_images and n_images != len(ids):
-        groups = [ids[i : i + CAPTIONS_PER_IMAGE] for i in range(0, len(ids), CAPTIONS_PER_IMAGE)]
-        if any(len(set(g)) != 1 for g in groups):
-            raise UserError(f"{path}: per-caption ids differ within one image's 5 captions")
-        ids = [g[0] for g in groups]
+        ids = _collapse(ids, CAPTIONS_PER_IMAGE, path, "lines")
     if len(ids) != n_images:
         raise UserError(f"{path}: {len(ids)} ids for {n_images} images")
     return ids
@@ -203,9 +285,10 @@ def _read_paths(path: Path, n_images: int) -> list[str]:
     return paths
 
 
-def read_scene_graphs(path: Path, n_images: int, n_regions: int) -> list[list[tuple[int, str, int]]]:
+def read_scene_graphs(path: Path, n_images: int | None, n_regions: int) -> list[list[tuple[int, str, int]]]:
     """Read ``{split}_scene_graphs.jsonl``: one ``{"edges": [[subj_region, "rel", obj_region], ...]}`` per image.
 
+    `n_images` None: any number of records (the caller checks the count).
     The visual scene graph feeds HiRE's semantic edges (retrieval-models.md §3.1 ②).
     """
     graphs: list[list[tuple[int, str, int]]] = []
@@ -225,14 +308,19 @@ def read_scene_graphs(path: Path, n_images: int, n_regions: int) -> list[list[tu
             if not (0 <= s < n_regions and 0 <= o < n_regions):
                 raise UserError(f"{path}: line {number} has region index outside 0..{n_regions - 1}")
         graphs.append(edges)
-    if len(graphs) != n_images:
+    if n_images is not None and len(graphs) != n_images:
         raise UserError(f"{path}: {len(graphs)} scene graphs for {n_images} images")
     return graphs
 
 
 @dataclass
 class PrecompSplit:
-    """One split of a precomp dataset: memory-mapped arrays, captions and the caption→image map."""
+    """One split of a precomp dataset: memory-mapped arrays, captions and the caption→image map.
+
+    `images` and every side array hold one row per image whatever the file layout; `feature_layout`
+    records the layout of ``{split}_ims.npy``: ``"per_image"`` or ``"per_caption"`` (F30K dev as
+    released, 5 identical rows per image, read as rows[::5]).
+    """
 
     name: str
     split: str
@@ -249,6 +337,7 @@ class PrecompSplit:
     cat_onehots: np.ndarray | None = None
     scene_graphs: list[list[tuple[int, str, int]]] | None = None
     truncated_from: int | None = field(default=None)
+    feature_layout: Literal["per_image", "per_caption"] = "per_image"
 
     @property
     def n_images(self) -> int:
@@ -268,6 +357,10 @@ class PrecompSplit:
         start = CAPTIONS_PER_IMAGE * index
         return self.captions[start : start + CAPTIONS_PER_IMAGE]
 
+    def array_file(self, attr: str) -> Path:
+        """The file an image array attribute was read from (``images`` → ``{split}_ims.npy``)."""
+        return self.directory / f"{self.split}_{'ims' if attr == 'images' else attr}.npy"
+
     def side_arrays(self) -> dict[str, np.ndarray]:
         """The optional side arrays present in this split, by name."""
         found = {name: getattr(self, name) for name in SIDE_ARRAYS}
@@ -283,18 +376,22 @@ def load_split(
     num_regions: int | None = NUM_REGIONS,
     max_images: int | None = None,
     dev_max_images: int | None = DEV_MAX_IMAGES,
-    finite_check: Literal["sample", "full", "none"] = "sample",
+    finite_check: Literal["full", "none"] = "full",
 ) -> PrecompSplit:
     """Load and validate one split (anchors-retrieval.md §2.1).
 
     Arrays are memory-mapped (``mmap_mode='r'``).  `max_images` truncates any split; when it is None the
     ``dev`` split is truncated to `dev_max_images` (1,000 images = 5,000 captions, as the public code
     validates), pass ``dev_max_images=None`` for the full dev set.  `feature_dim=None` / `num_regions=None`
-    accept any feature size / number of regions (real BUTD data: 2048 / 36).  Every malformed input
-    raises a one-line `UserError` naming the file.
+    accept any feature size / number of regions (real BUTD data: 2048 / 36).  Both row layouts of the
+    module docstring load, as one row per image.  ``finite_check="full"`` streams every kept row of every
+    float array for NaN/inf (`check_rows`); ``"none"`` skips it (the per-caption layout's repeated
+    rows are verified either way).  Every malformed input raises a one-line `UserError` naming the file.
     """
     if feature_dim is not None and feature_dim <= 0:
         raise UserError(f"feature_dim must be positive, got {feature_dim}")
+    if finite_check not in ("full", "none"):
+        raise ValueError(f"finite_check must be 'full' or 'none', got {finite_check!r}")
     where = data if isinstance(data, PrecompDir) else resolve_precomp_dir(data, name)
     ims_path = where.file(split, "ims.npy")
     caps_path = where.file(split, "caps.txt")
@@ -305,13 +402,13 @@ def load_split(
     _check_shape(images, ims_path, (None, num_regions, feature_dim), "region features")
     if images.dtype not in (np.float32, np.float16):
         raise UserError(f"{ims_path}: dtype {images.dtype}, expected float32 (or float16)")
-    n_all = int(images.shape[0])
+    n_rows = int(images.shape[0])
     paths_path = where.file(split, GALLERY_PATHS)
-    paths = _read_paths(paths_path, n_all) if paths_path.is_file() else None
-    captioned = paths is None or caps_path.is_file()  # only a gallery may come without captions
+    captioned = caps_path.is_file() or not paths_path.is_file()  # only a gallery may come without captions
     captions = read_captions(caps_path) if captioned else []
-    if captioned:
-        check_captions_per_image(captions, n_all, caps_path, ims_path)
+    repeat = rows_per_image(n_rows, len(captions), caps_path, ims_path) if captioned else 1
+    n_all = n_rows // repeat
+    paths = _read_paths(paths_path, n_all) if paths_path.is_file() else None
     n_regions = int(images.shape[1])
 
     ids_path = where.file(split, "ids.txt")
@@ -320,47 +417,58 @@ def load_split(
         "regions": n_regions, "box": None, "2": 2, "grid": GRID_CELLS, "dim": feature_dim,
         "classes": SEG_CLASSES, "seg_grid": SEG_GRID, "seg_map": SEG_MAP_SIZE,
     }
-    side: dict[str, np.ndarray] = {}
+    side: dict[str, tuple[np.ndarray, int]] = {}  # name -> (array as stored, rows per image)
     for key, tail in SIDE_ARRAYS.items():
         path = where.file(split, f"{key}.npy")
         if not path.is_file():
             continue
         array = _open_npy(path)
-        _check_shape(array, path, (n_all, *[sizes[t] for t in tail]), key)
+        per_row = repeat if repeat > 1 and array.shape[0] == n_rows else 1
+        _check_shape(array, path, (n_all * per_row, *[sizes[t] for t in tail]), key)
         if array.dtype.kind not in "fiub":
             raise UserError(f"{path}: dtype {array.dtype} is not numeric")
         if key == "boxes" and array.shape[-1] < 4:
             raise UserError(f"{path}: boxes need at least 4 columns (x0, y0, x1, y1), got {array.shape[-1]}")
-        side[key] = array[..., :4] if key == "boxes" else array
+        side[key] = (array[..., :4] if key == "boxes" else array, per_row)
     sg_path = where.file(split, "scene_graphs.jsonl")
-    scene_graphs = read_scene_graphs(sg_path, n_all, n_regions) if sg_path.is_file() else None
-
-    for array, path in [(images, ims_path)] + [(a, where.file(split, f"{k}.npy")) for k, a in side.items()]:
-        check_finite(array, path, finite_check)
+    scene_graphs = None
+    if sg_path.is_file():
+        graphs = read_scene_graphs(sg_path, None, n_regions)
+        if repeat > 1 and len(graphs) == n_rows:
+            graphs = _collapse(graphs, repeat, sg_path, "lines")
+        if len(graphs) != n_all:
+            raise UserError(f"{sg_path}: {len(graphs)} scene graphs for {n_all} images")
+        scene_graphs = graphs
 
     limit = max_images if max_images is not None else (dev_max_images if split == "dev" else None)
     if limit is not None and limit <= 0:
         raise UserError(f"max_images must be positive, got {limit}")
     n = n_all if limit is None else min(n_all, limit)
+    kept: dict[str, np.ndarray] = {}
+    for key, (array, per_row) in [("images", (images, repeat)), *side.items()]:
+        rows = array[: n * per_row]
+        check_rows(rows, ims_path if key == "images" else where.file(split, f"{key}.npy"),
+                   finite=finite_check == "full", repeat=per_row)
+        kept[key] = rows[::per_row] if per_row > 1 else rows
     return PrecompSplit(
         name=where.name,
         split=split,
         directory=where.path,
-        images=images[:n],
         captions=captions[: CAPTIONS_PER_IMAGE * n],
         ids=None if ids is None else ids[:n],
         paths=None if paths is None else paths[:n],
         scene_graphs=None if scene_graphs is None else scene_graphs[:n],
         truncated_from=n_all if n < n_all else None,
-        **{key: array[:n] for key, array in side.items()},
+        feature_layout="per_caption" if repeat > 1 else "per_image",
+        **kept,
     )
 
 
 def load_split_captions(data: str | Path | PrecompDir, split: str, *, name: str | None = None) -> list[str]:
-    """All captions of a split, checked against the image count in ``{split}_ims.npy`` (no truncation)."""
+    """All captions of a split, checked against the row count of ``{split}_ims.npy`` (no truncation)."""
     where = data if isinstance(data, PrecompDir) else resolve_precomp_dir(data, name)
     caps_path = where.file(split, "caps.txt")
     ims_path = where.file(split, "ims.npy")
     captions = read_captions(caps_path)
-    check_captions_per_image(captions, int(_open_npy(ims_path).shape[0]), caps_path, ims_path)
+    rows_per_image(int(_open_npy(ims_path).shape[0]), len(captions), caps_path, ims_path)
     return captions

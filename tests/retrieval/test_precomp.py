@@ -1,16 +1,18 @@
-"""Precomp loader: both layouts, dataset-name resolution, truncation, side arrays, malformed inputs."""
+"""Precomp loader: both folder layouts, both row layouts, name resolution, truncation, side arrays, bad files."""
 
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
 
-from retrieval.data.precomp import FINITE_SAMPLE_ROWS, load_split, load_split_captions, resolve_precomp_dir
+from retrieval.data.precomp import check_rows, load_split, load_split_captions, resolve_precomp_dir
 from shared.errors import UserError
 
 from .fixtures import write_precomp
+from .layouts import repeat_per_caption
 
 
 def test_scan_layout_loads_every_array(tmp_path):
@@ -70,16 +72,100 @@ def test_per_caption_ids_collapse_to_images(tmp_path):
     assert load_split(tmp_path, "test", feature_dim=16).ids == ["7", "8"]
 
 
-def test_full_finite_check_finds_what_the_sample_skips(tmp_path):
-    folder = write_precomp(tmp_path, splits={"train": 300}, dim=2, regions=2, side=False)
-    sampled = set(np.linspace(0, 299, FINITE_SAMPLE_ROWS).astype(int).tolist())
-    skipped = min(set(range(300)) - sampled)
+def test_finite_check_covers_every_row(tmp_path):
+    folder = write_precomp(tmp_path, splits={"train": 320}, dim=2, regions=2, side=False)
     images = np.load(folder / "train_ims.npy")
-    images[skipped, 0, 0] = np.inf
+    images[300, 1, 0] = np.inf  # a row the former 256-row sample skipped
     np.save(folder / "train_ims.npy", images)
-    assert load_split(tmp_path, "train", feature_dim=2, num_regions=2).n_images == 300
-    with pytest.raises(UserError, match=f"NaN or inf values in image {skipped}"):
-        load_split(tmp_path, "train", feature_dim=2, num_regions=2, finite_check="full")
+    with pytest.raises(UserError, match=r"train_ims\.npy: NaN or inf values in row 300$"):
+        load_split(tmp_path, "train", feature_dim=2, num_regions=2)
+    assert load_split(tmp_path, "train", feature_dim=2, num_regions=2, finite_check="none").n_images == 320
+
+
+def test_streamed_check_reports_the_first_bad_row_across_chunks(tmp_path):
+    images = np.zeros((50, 3, 4), np.float32)
+    images[[17, 41], 2, 3] = np.nan
+    chunk = 3 * 4 * 4 * 5  # five rows per chunk: row 17 is in the fourth chunk
+    with pytest.raises(UserError, match="row 17$"):
+        check_rows(images, tmp_path / "x.npy", chunk_bytes=chunk)
+    check_rows(images[:17], tmp_path / "x.npy", chunk_bytes=chunk)
+    check_rows(images, tmp_path / "x.npy", finite=False, chunk_bytes=chunk)
+
+
+def test_truncated_dev_checks_only_the_rows_it_exposes(tmp_path):
+    folder = write_precomp(tmp_path, splits={"train": 4, "dev": 3}, side=False)
+    images = np.load(folder / "dev_ims.npy")
+    images[2, 0, 0] = np.nan
+    np.save(folder / "dev_ims.npy", images)
+    assert load_split(tmp_path, "dev", feature_dim=16, dev_max_images=2).n_images == 2
+    with pytest.raises(UserError, match="dev_ims.npy: NaN or inf values in row 2"):
+        load_split(tmp_path, "dev", feature_dim=16, dev_max_images=None)
+
+
+@pytest.mark.parametrize("layout", ["scan", "vse_infty"])
+def test_one_row_per_caption_dev_loads_as_one_image_per_five_captions(tmp_path, layout):
+    folder = write_precomp(tmp_path, name="f30k", layout=layout, splits={"train": 4, "dev": 4})
+    per_image = np.load(folder / "dev_ims.npy")
+    repeat_per_caption(folder, "dev")
+    assert np.load(folder / "dev_ims.npy").shape == (20, 36, 16)
+    data = load_split(tmp_path, "dev", feature_dim=16, dev_max_images=None)
+    assert data.feature_layout == "per_caption" and data.truncated_from is None
+    assert (data.n_images, data.n_captions) == (4, 20) and isinstance(data.images, np.memmap)
+    assert np.array_equal(data.images, per_image)
+    rows = np.load(folder / "dev_ims.npy")
+    for j in range(20):  # caption j -> image j // 5, whose features are the caption's own row
+        assert np.array_equal(data.images[data.caption_image[j]], rows[j])
+    assert data.ids == ["1000", "1001", "1002", "1003"]
+    assert data.boxes.shape == (4, 36, 4) and data.seg_maps.shape == (4, 64, 64) and len(data.scene_graphs) == 4
+    assert load_split(tmp_path, "train", feature_dim=16).feature_layout == "per_image"
+    assert len(load_split_captions(tmp_path, "dev")) == 20
+
+
+def test_one_row_per_caption_dev_truncates_by_image(tmp_path):
+    folder = write_precomp(tmp_path, splits={"train": 4, "dev": 4})
+    per_image = np.load(folder / "dev_ims.npy")
+    captions = (folder / "dev_caps.txt").read_text().splitlines()
+    repeat_per_caption(folder, "dev", side_arrays=("boxes", "grid"), scene_graphs=True)
+    data = load_split(tmp_path, "dev", feature_dim=16, dev_max_images=3)
+    assert (data.n_images, data.n_captions, data.truncated_from) == (3, 15, 4)
+    assert np.array_equal(data.images, per_image[:3]) and data.captions == captions[:15]
+    assert data.boxes.shape == (3, 36, 4) and data.grid.shape == (3, 49, 16) and data.ids == ["1000", "1001", "1002"]
+    assert data.scene_graphs == [[(0, "left of", 1), (2, "on", 3)]] * 3
+    lines = (folder / "dev_ids.txt").read_text().splitlines()
+    (folder / "dev_ids.txt").write_text("\n".join(lines[:7] + ["999"] + lines[8:]) + "\n")
+    with pytest.raises(UserError, match=r"dev_ids\.txt: lines 6-10 \(image 1\) differ"):
+        load_split(tmp_path, "dev", feature_dim=16)
+
+
+def test_one_row_per_caption_rows_of_an_image_must_be_identical(tmp_path):
+    folder = write_precomp(tmp_path, splits={"train": 4, "dev": 4}, side=False)
+    repeat_per_caption(folder, "dev")
+    rows = np.load(folder / "dev_ims.npy")
+    rows[12, 3, 3] += 1.0  # image 2's third caption row
+    np.save(folder / "dev_ims.npy", rows)
+    with pytest.raises(UserError, match=r"dev_ims\.npy: one row per caption, but rows 10-14 \(image 2\) differ"):
+        load_split(tmp_path, "dev", feature_dim=16, dev_max_images=None)
+    assert load_split(tmp_path, "dev", feature_dim=16, dev_max_images=2).n_images == 2  # images 0-1 are fine
+
+
+def test_one_row_per_caption_side_array_copies_must_agree(tmp_path):
+    folder = write_precomp(tmp_path, splits={"train": 4, "dev": 4})
+    repeat_per_caption(folder, "dev", side_arrays=("boxes",))
+    boxes = np.load(folder / "dev_boxes.npy")
+    boxes[6] += 1.0
+    np.save(folder / "dev_boxes.npy", boxes)
+    with pytest.raises(UserError, match=r"dev_boxes\.npy: one row per caption, but rows 5-9 \(image 1\) differ"):
+        load_split(tmp_path, "dev", feature_dim=16, dev_max_images=None)
+
+
+def test_unknown_row_counts_name_both_counts_and_the_known_layouts(tmp_path):
+    folder = write_precomp(tmp_path, splits={"train": 4, "dev": 4}, side=False)
+    np.save(folder / "dev_ims.npy", np.zeros((7, 36, 16), np.float32))
+    with pytest.raises(UserError) as err:
+        load_split(tmp_path, "dev", feature_dim=16)
+    message = str(err.value)
+    assert "dev_caps.txt: 20 captions for 7 images in dev_ims.npy; known layouts: 35 captions (5 per image" in message
+    assert "or a multiple of 5 (one feature row per caption" in message and "\n" not in message
 
 
 def _save(name, array):
@@ -92,6 +178,36 @@ def _save(name, array):
 def _write(name, text):
     def mutate(folder):
         (folder / name).write_text(text, encoding="utf-8")
+
+    return mutate
+
+
+def _save_objects(name):
+    def mutate(folder):
+        np.save(folder / name, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+
+    return mutate
+
+
+def _pickle(name):
+    def mutate(folder):
+        (folder / name).write_bytes(pickle.dumps({"features": [1.0, 2.0]}))
+
+    return mutate
+
+
+def _npz(name):
+    def mutate(folder):
+        with open(folder / name, "wb") as handle:
+            np.savez(handle, a=np.zeros(3))
+
+    return mutate
+
+
+def _truncate(name):
+    def mutate(folder):
+        data = (folder / name).read_bytes()
+        (folder / name).write_bytes(data[:-100])
 
     return mutate
 
@@ -110,11 +226,19 @@ def _drop_caption(folder):
 MALFORMED = {
     "wrong_shape": (_save("train_ims.npy", np.zeros((4, 36), np.float32)), "train_ims.npy: region features has shape"),
     "wrong_dtype": (_save("train_ims.npy", np.zeros((4, 36, 16), np.int32)), "train_ims.npy: dtype int32"),
-    "nan": (_with_nan, "train_ims.npy: NaN or inf values in image 3"),
+    "nan": (_with_nan, "train_ims.npy: NaN or inf values in row 3"),
     "four_captions": (_drop_caption, "train_caps.txt: 19 captions for 4 images in train_ims.npy"),
     "missing_ims": (lambda f: (f / "train_ims.npy").unlink(), "train_ims.npy: file not found"),
     "missing_caps": (lambda f: (f / "train_caps.txt").unlink(), "train_caps.txt: caption file not found"),
-    "not_npy": (_write("train_ims.npy", "hello"), "train_ims.npy: not a readable .npy array"),
+    "text_npy": (_write("train_ims.npy", "hello\nworld\n"), "train_ims.npy: not a .npy array (a text file starting 'hello'"),
+    "zero_bytes": (_write("train_ims.npy", ""), "train_ims.npy: empty file (0 bytes)"),
+    "zero_by_zero": (_save("train_ims.npy", np.zeros((0, 0), np.float32)), "train_ims.npy: empty array (shape (0, 0))"),
+    "zero_rows": (_save("train_ims.npy", np.zeros((0, 36, 16), np.float32)), "train_ims.npy: empty array (shape (0, 36, 16))"),
+    "object_npy": (_save_objects("train_ims.npy"), "train_ims.npy: holds Python objects (dtype object)"),
+    "pickle": (_pickle("train_ims.npy"), "train_ims.npy: not a .npy array (a Python pickle, refused"),
+    "npz": (_npz("train_ims.npy"), "train_ims.npy: not a .npy array (a zip archive"),
+    "truncated": (_truncate("train_ims.npy"), "train_ims.npy: truncated"),
+    "empty_side": (_save("train_boxes.npy", np.zeros((0,), np.float32)), "train_boxes.npy: empty array"),
     "empty_caption": (_write("train_caps.txt", "a cube\n\n" + "a cube\n" * 18), "train_caps.txt: line 2 is an empty caption"),
     "bad_json": (_write("train_scene_graphs.jsonl", "{oops\n" * 4), "train_scene_graphs.jsonl: line 1 is not a scene-graph record"),
     "region_out_of_range": (
