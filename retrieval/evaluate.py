@@ -17,7 +17,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from retrieval.data.pairs import CaptionStream, ImageStream, TextEncoding, check_image_inputs
+from retrieval.data.pairs import CaptionStream, ImageStream, TextEncoding, check_model_inputs
 from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.evaluation import evaluate_protocol, hard_subset_metrics, load_hard_groups, save_sims
 from retrieval.evaluation.similarity import PairwiseModel, compute_similarity, model_device
@@ -85,7 +85,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str
     model, meta, text = load_model(checkpoint, device)
     precomp = resolve_precomp_dir(data_dir, name)
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
-    check_image_inputs(data, model.image_inputs(), f"{precomp.path} {split}")
+    check_model_inputs(data, model, f"{precomp.path} {split}")
     sims = split_similarity(model, data, text, batch_size, progress)
     if save is not None:
         save_sims(save, sims)

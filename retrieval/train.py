@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import torch
 from torch.utils.data import DataLoader
 
-from retrieval.data.pairs import PairDataset, TextEncoding, check_image_inputs
+from retrieval.data.pairs import PairDataset, TextEncoding, check_model_inputs
 from retrieval.data.precomp import load_split, resolve_precomp_dir
 from retrieval.evaluate import dev_metrics
 from retrieval.evaluation.similarity import to_device
@@ -152,7 +152,8 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
     model = build_model(model_name, dict(config), len(vocab) if vocab else None, word_vectors)
     if vocab is not None:
         model.prepare_corpus([vocab.encode(c) for c in train_split.captions], vocab.idx2word)
-    check_image_inputs(train_split, model.image_inputs(), f"{precomp.path} train")
+    check_model_inputs(train_split, model, f"{precomp.path} train")
+    check_model_inputs(dev_split, model, f"{precomp.path} dev")
     if init_from is not None:
         tensors, _ = load_checkpoint(init_from)
         loaded, skipped = load_matching(model, tensors)

@@ -85,6 +85,42 @@ def check_image_inputs(split: PrecompSplit, keys: Sequence[str], where: str) -> 
                             f"(file {{split}}_{file}.npy)")
 
 
+def model_feature_dim(model: Any) -> int | None:
+    """Size of the feature vectors the model's region (or grid-cell) projection reads, None if unknown.
+
+    Every model here projects regions with ``region_encoder`` (`RegionEncoder`, its ``fc``) or HiRE's
+    ``region_fc``; the input size of that linear layer is the feature dimension it was built for.
+    """
+    for attr in ("region_encoder", "region_fc"):
+        layer = getattr(model, attr, None)
+        layer = getattr(layer, "fc", layer)
+        if isinstance(layer, torch.nn.Linear):
+            return int(layer.in_features)
+    return None
+
+
+def check_model_inputs(split: Any, model: Any, where: str) -> None:
+    """`check_image_inputs` for `model`, then its feature dimension against the split's region / grid arrays.
+
+    A mismatch (e.g. 1024-d features for a model built for 2048-d BUTD features) is a one-line
+    `UserError` naming the file and both sizes, not a matrix-shape error deep in the model.
+    """
+    from shared.errors import UserError
+
+    keys = model.image_inputs()
+    check_image_inputs(split, keys, where)
+    expected = model_feature_dim(model)
+    if expected is None:
+        return
+    for key in ("regions", "grid"):
+        array = getattr(split, IMAGE_ARRAYS[key]) if key in keys else None
+        if array is None or array.shape[-1] == expected:
+            continue
+        file = split.array_file(IMAGE_ARRAYS[key]) if isinstance(split, PrecompSplit) else f"{where} {key!r}"
+        raise UserError(f"{file}: features are {array.shape[-1]}-d but the model expects {expected}-d "
+                        f"(its region_dim / feature_dim)")
+
+
 def collate_images(items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 

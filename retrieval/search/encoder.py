@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from retrieval.data.pairs import IMAGE_ARRAYS, CaptionStream, ImageStream, check_image_inputs
+from retrieval.data.pairs import IMAGE_ARRAYS, CaptionStream, ImageStream, check_model_inputs
 from retrieval.data.precomp import PrecompSplit
 from retrieval.evaluation.similarity import FeatureBank, compute_similarity, evaluation_mode, model_device, to_device
 from shared.checkpoint import checkpoint_paths
@@ -122,7 +122,7 @@ class Retriever:
                      indices: Sequence[int] | None = None) -> DataLoader:
         """Batches of the model's image inputs (only the arrays it reads), optionally a subset."""
         source = image_source(images)
-        check_image_inputs(source, self.model.image_inputs(), "image input")
+        check_model_inputs(source, self.model, "image input")
         stream = ImageStream(source, self.model.image_inputs())
         dataset = stream if indices is None else Subset(stream, [int(i) for i in indices])
         return DataLoader(dataset, batch_size=batch_size, collate_fn=stream.collate)
