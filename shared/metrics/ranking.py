@@ -1,23 +1,97 @@
-"""The rank kernel of retrieval evaluation (retrieval-models.md §1.5, anchors-retrieval.md §3.1).
+"""The rank kernel of retrieval evaluation, with pessimistic ties.
 
-Given a score matrix (queries × gallery) and, per query, the gallery indices of its positives,
-the rank of a query is the 0-based position of its best-scoring positive in the descending
-ordering of the gallery.  It is computed as the number of gallery items that score strictly
-higher than the best positive, so ties are counted in the query's favour and the result never
-depends on a sort's tie order.  The public code's argsort-based loop gives the same ranks when
-scores are distinct.  Work is chunked over queries; there is no per-query Python loop.
+Recall@K is "the percentage of ground-truth instances successfully matched among the top K
+rankings" (Ge, 2024, PhD thesis "Towards context-aware image semantic representation via modality
+relational reasoning and embedding", §2.3.3; rSum is its Eq. 2.1).  The public VSE++/SCAN code
+reads the rank of a query off ``argsort(scores)[::-1]``, so where a positive ties with a negative the
+result depends on the sort's tie order.  This kernel fixes the rule instead, against the query:
+
+    rank(q) = #{ negative gallery items g of q : s(q, g) >= s(q, best positive of q) }
+
+(0-based).  Other positives of the same query never count against it (image→text: the other four
+captions of the image).  A tie between the best positive and a negative is a miss, so a degenerate
+score matrix cannot be flattered: a constant matrix gives every query the worst rank (the number
+of its negatives).  Where scores are distinct this equals the argsort loop's rank.
+
+Scores must be finite: NaN compares false with everything (a NaN row would rank first) and a
++inf positive outranks every negative, so `positive_ranks` refuses them (`check_finite`).  Work is
+chunked over queries; there is no per-query Python loop.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
+from shared.errors import UserError
+
 ArrayLike = np.ndarray | torch.Tensor
+RANGE_CHUNK_ELEMENTS = 2**24  # scores per (min, max) reduction step when streaming a NumPy array
+
+
+def _as_tensor(scores: ArrayLike) -> torch.Tensor:
+    if isinstance(scores, torch.Tensor):
+        return scores
+    with warnings.catch_warnings():  # a read-only memory map is wrapped, not copied; nothing writes to it
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(scores))
+
+
+def score_range(scores: ArrayLike) -> tuple[float, float]:
+    """(min, max) of a score matrix in one streamed pass without a copy of the matrix.
+
+    NaN anywhere makes both NaN (the reduction propagates it) and an infinite entry shows up as an
+    infinite min or max, so the pair also answers "is every score finite?".  A NumPy array (or a
+    read-only memory map) is reduced in row blocks of about `RANGE_CHUNK_ELEMENTS` scores.
+    """
+    if isinstance(scores, torch.Tensor):
+        if scores.numel() == 0:
+            raise ValueError("score_range of an empty matrix")
+        lo, hi = torch.aminmax(scores if scores.is_floating_point() else scores.double())
+        return float(lo), float(hi)
+    array = np.asarray(scores)
+    if array.size == 0:
+        raise ValueError("score_range of an empty matrix")
+    rows = max(1, RANGE_CHUNK_ELEMENTS // max(1, array.size // max(1, array.shape[0])))
+    lo, hi = np.inf, -np.inf
+    for start in range(0, array.shape[0], rows):
+        block = array[start : start + rows]
+        block_lo, block_hi = float(np.min(block)), float(np.max(block))  # np.min / np.max propagate NaN
+        if np.isnan(block_lo) or np.isnan(block_hi):
+            return float("nan"), float("nan")
+        lo, hi = min(lo, block_lo), max(hi, block_hi)
+    return lo, hi
+
+
+def _first_nonfinite(scores: ArrayLike) -> tuple[int, int, float]:
+    """(row, column, value) of the first non-finite score, scanning row blocks (error path only)."""
+    sims = _as_tensor(scores)
+    rows = max(1, RANGE_CHUNK_ELEMENTS // max(1, sims.shape[1]))
+    for start in range(0, sims.shape[0], rows):
+        bad = torch.nonzero(~torch.isfinite(sims[start : start + rows]))
+        if len(bad):
+            row, col = (int(v) for v in bad[0])
+            return start + row, col, float(sims[start + row, col])
+    raise AssertionError("no non-finite score found")
+
+
+def check_finite(scores: ArrayLike, label: str) -> tuple[float, float]:
+    """Return (min, max) of `scores`; a one-line `UserError` naming `label` if any is NaN or ±inf.
+
+    `label` says where the matrix came from (a ``.npy`` file, "epoch 3 dev", a checkpoint and split).
+    """
+    lo, hi = score_range(scores)
+    if np.isfinite(lo) and np.isfinite(hi):
+        return lo, hi
+    row, col, value = _first_nonfinite(scores)
+    raise UserError(f"{label}: the score matrix holds {value} at row {row}, column {col} "
+                    f"(scores must be finite; NaN or inf cannot be ranked)")
 
 
 def _as_positive_table(positives: ArrayLike, n_queries: int, n_gallery: int) -> torch.Tensor:
-    table = torch.as_tensor(np.asarray(positives) if not isinstance(positives, torch.Tensor) else positives)
+    table = positives if isinstance(positives, torch.Tensor) else torch.as_tensor(np.array(positives))  # small: copied
     if table.dtype not in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
         raise ValueError(f"positives must hold integer gallery indices, got {table.dtype}")
     table = table.long()
@@ -30,28 +104,44 @@ def _as_positive_table(positives: ArrayLike, n_queries: int, n_gallery: int) -> 
         raise ValueError("every query needs at least one positive (a row of positives is all -1)")
     if bool((table >= n_gallery).any()):
         raise ValueError(f"a positive index is outside the gallery of {n_gallery} items")
+    if table.shape[1] > 1:
+        ordered = table.sort(dim=1).values
+        if bool(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any()):
+            raise ValueError("a query lists the same positive twice")
     return table
 
 
-def positive_ranks(scores: ArrayLike, positives: ArrayLike, chunk_size: int = 1024) -> np.ndarray:
-    """0-based rank of the best positive for each query row of `scores`.
+def positive_ranks(scores: ArrayLike, positives: ArrayLike, chunk_size: int = 1024,
+                   assume_finite: bool = False) -> np.ndarray:
+    """0-based pessimistic rank of the best positive for each query row of `scores` (see module doc).
 
-    scores:    (Q, G) similarity matrix, higher is better (numpy or torch, any device).
-    positives: (Q,) gallery index per query, or (Q, P) indices with -1 as padding
+    scores:    (Q, G) similarity matrix, higher is better (numpy or torch, any device; integer
+               scores are compared as float64).
+    positives: (Q,) gallery index per query, or (Q, P) distinct indices with -1 as padding
                (e.g. image→text: the 5 captions of each image).
-    Returns an int64 array (Q,).  Retrieval recall R@K is ``100 * mean(ranks < K)``.
+    assume_finite: skip the finiteness check because the caller already ran `check_finite` on
+               this matrix (it names the matrix in its error); otherwise a non-finite score is a
+               `UserError`.
+    Returns an int64 array (Q,): the number of negatives scoring >= the best positive.  Retrieval
+    recall R@K is ``100 * mean(ranks < K)``.
     """
-    sims = torch.as_tensor(scores) if not isinstance(scores, torch.Tensor) else scores
+    sims = _as_tensor(scores)
     if sims.ndim != 2:
         raise ValueError(f"scores must be a 2-D matrix, got shape {tuple(sims.shape)}")
+    if not sims.is_floating_point():
+        sims = sims.double()
     n_queries, n_gallery = sims.shape
     table = _as_positive_table(positives, n_queries, n_gallery).to(sims.device)
+    if not assume_finite and n_queries and n_gallery:
+        check_finite(sims, "scores")
     ranks = torch.empty(n_queries, dtype=torch.int64)
     for start in range(0, n_queries, chunk_size):
         block = sims[start : start + chunk_size]
         idx = table[start : start + chunk_size]
-        pos_scores = torch.gather(block, 1, idx.clamp(min=0))
-        pos_scores = pos_scores.masked_fill(idx < 0, float("-inf"))
+        valid = idx >= 0
+        pos_scores = torch.gather(block, 1, idx.clamp(min=0)).masked_fill(~valid, float("-inf"))
         best = pos_scores.max(dim=1, keepdim=True).values
-        ranks[start : start + block.shape[0]] = torch.count_nonzero(block > best, dim=1).cpu()
+        at_or_above = torch.count_nonzero(block >= best, dim=1)
+        positives_at_or_above = torch.count_nonzero(valid & (pos_scores >= best), dim=1)
+        ranks[start : start + block.shape[0]] = (at_or_above - positives_at_or_above).cpu()
     return ranks.numpy()
