@@ -4,12 +4,14 @@ A checkpoint is rebuilt from its sidecar (model name, config, vocabulary or toke
 split's images and captions are each encoded once, and the similarity matrix is scored under a
 protocol (F30K 1K, COCO 1K as 5 folds, COCO 5K, or ``full``) by `retrieval.evaluation`.  The matrix
 can be saved for ensembles (HiRE*, 3SHNet region+grid); on SynScenes the hard subset is scored too;
-on real data the published number of the same model is printed beside ours.
+on real data the published number of the same model is printed beside ours.  A matrix holding NaN
+or ±inf is a one-line `UserError` naming the checkpoint and split (training: the epoch).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -20,11 +22,13 @@ from torch.utils.data import DataLoader
 from retrieval.data.pairs import CaptionStream, ImageStream, TextEncoding, check_model_inputs
 from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.evaluation import evaluate_protocol, hard_subset_metrics, load_hard_groups, save_sims
+from retrieval.evaluation.metrics import is_collapsed
 from retrieval.evaluation.similarity import PairwiseModel, compute_similarity, model_device
 from retrieval.models import build_model
 from retrieval.text import text_encoding_from_meta
 from shared.checkpoint import load_checkpoint, load_state_strict
 from shared.device import resolve_device
+from shared.metrics.ranking import check_finite
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "results" / "paper_results.yaml"
 PAPER_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
@@ -34,10 +38,26 @@ REAL_DATASETS = ("f30k", "coco")
 PAIRWISE_TILE_MB = {"cpu": 32.0, "cuda": 512.0}
 
 
-def dev_metrics(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
-                progress: bool = True) -> dict[str, float]:
-    """Exact evaluation of `model` on a split (every image and caption encoded once)."""
-    return evaluate_protocol(split_similarity(model, split, text, batch_size, progress), "full")
+@dataclass(frozen=True)
+class DevEvaluation:
+    """The dev scores of one epoch: metrics, and whether the matrix collapsed (`is_collapsed`)."""
+
+    metrics: dict[str, float]
+    collapsed: bool
+    score_min: float
+    score_max: float
+
+
+def dev_evaluation(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
+                   progress: bool = True, label: str = "dev") -> DevEvaluation:
+    """Exact evaluation of `model` on a split (every image and caption encoded once).
+
+    A NaN or ±inf score is a one-line `UserError` naming `label` (training passes the epoch).
+    """
+    sims = split_similarity(model, split, text, batch_size, progress)
+    lo, hi = check_finite(sims, label)
+    metrics = evaluate_protocol(sims, "full", source=label)
+    return DevEvaluation(metrics, is_collapsed(lo, hi), lo, hi)
 
 
 def split_similarity(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
@@ -87,14 +107,16 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
     check_model_inputs(data, model, f"{precomp.path} {split}")
     sims = split_similarity(model, data, text, batch_size, progress)
+    label = f"{checkpoint} on {precomp.name} {split}"
+    check_finite(sims, label)  # before saving: a NaN matrix is refused, not written
     if save is not None:
         save_sims(save, sims)
     report: dict[str, Any] = {"model": meta["model"], "checkpoint": str(checkpoint), "dataset": precomp.name,
                               "split": split, "protocol": protocol, "images": int(sims.shape[0]),
-                              "metrics": evaluate_protocol(sims, protocol)}
+                              "metrics": evaluate_protocol(sims, protocol, source=label)}
     hard_file = precomp.file(split, "hard.json")
     if hard_file.is_file():
-        report["hard"] = hard_subset_metrics(sims, load_hard_groups(hard_file))
+        report["hard"] = hard_subset_metrics(sims, load_hard_groups(hard_file), source=label)
     paper = paper_row(_dataset_family(precomp.name), protocol, meta)
     if paper is not None:
         report["paper"] = paper

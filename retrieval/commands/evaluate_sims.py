@@ -17,12 +17,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Average the matrices, score them under the protocol (retrieval-models.md §1.5), print, save JSON."""
+    """Average the matrices, score them under the protocol (pessimistic ties), print, save JSON.
+
+    A NaN or ±inf score is a one-line error naming the file that holds it (exit status 2)."""
     from retrieval.evaluation import average_sims, evaluate_protocol, format_table, hard_subset_metrics, load_hard_groups
     from shared.io import write_json
 
     sims = average_sims(args.sims)
-    metrics = evaluate_protocol(sims, args.protocol)
+    source = args.sims[0] if len(args.sims) == 1 else f"average of {' + '.join(args.sims)}"
+    metrics = evaluate_protocol(sims, args.protocol, source=source)
     title = f"{args.protocol}: {' + '.join(args.sims)}" if len(args.sims) > 1 else f"{args.protocol}: {args.sims[0]}"
     print(format_table(metrics, title))
     record: dict = dict(metrics)

@@ -1,5 +1,9 @@
-"""Saved similarity matrices and ensembles by averaging them (retrieval-models.md §1.5 "Ensembles";
-anchors-retrieval.md §3.1 item 7: the I-T + T-I and region + grid "*" rows)."""
+"""Saved similarity matrices and ensembles by averaging them: HiRE*'s rows are the "averaged
+similarity scores of image-to-text version and text-to-image version" (Ge, 2024, PhD thesis, §7.6,
+Tables 7.1-7.3); 3SHNet's region + grid rows combine a region and a grid model (§8.4.2).
+
+Every loaded matrix must be finite: a NaN or ±inf score is a one-line `UserError` naming the
+file that holds it, before any averaging (the average would hide which file it came from)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 
 from shared.errors import UserError
 from shared.io import write_npy
+from shared.metrics.ranking import check_finite
 
 
 def save_sims(path: str | os.PathLike, sims: np.ndarray) -> None:
@@ -22,7 +27,10 @@ def save_sims(path: str | os.PathLike, sims: np.ndarray) -> None:
 
 
 def load_sims(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
-    """Load a saved matrix (memory-mapped by default); one-line `UserError` on a bad file."""
+    """Load a saved matrix (memory-mapped by default); one-line `UserError` on a bad file.
+
+    The file is read once, in row blocks, to refuse NaN / ±inf scores (named by the path).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such similarity file")
@@ -34,11 +42,14 @@ def load_sims(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
         raise UserError(f"{path}: expected a 2-D images x captions matrix, got shape {sims.shape}")
     if not np.issubdtype(sims.dtype, np.floating):
         raise UserError(f"{path}: expected a float matrix, got dtype {sims.dtype}")
+    if sims.size == 0:
+        raise UserError(f"{path}: the similarity matrix is empty (shape {sims.shape})")
+    check_finite(sims, str(path))
     return sims
 
 
 def average_sims(paths: Sequence[str | os.PathLike]) -> np.ndarray:
-    """Mean of several saved matrices of one shape (float32); the ensemble score of §1.5."""
+    """Mean of several saved matrices of one shape (float32); the ensemble score."""
     if not paths:
         raise UserError("average_sims needs at least one similarity file")
     first = load_sims(paths[0])

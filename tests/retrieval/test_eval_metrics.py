@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from retrieval.evaluation.metrics import (
-    METRIC_KEYS, PROTOCOLS, EvalProtocol, auto_chunk, average_folds, evaluate_folds, evaluate_protocol, evaluate_sims,
-    format_table, mean_recall, protocol_folds, rank_summary, retrieval_ranks,
+    COLLAPSE_RTOL, METRIC_KEYS, PROTOCOLS, EvalProtocol, auto_chunk, average_folds, evaluate_folds, evaluate_protocol,
+    evaluate_sims, format_table, is_collapsed, mean_recall, protocol_folds, rank_summary, retrieval_ranks,
 )
 from shared.errors import UserError
 
@@ -76,10 +76,56 @@ def test_matches_public_argsort_loop_on_random_matrix():
     assert auto_chunk(25_000) == 167 and auto_chunk(100) == 1024
 
 
-def test_ties_are_counted_optimistically():
-    sims = np.zeros((2, 10), np.float32)
+def test_matches_public_argsort_loop_where_untied_and_is_worse_only_on_ties():
+    rng = np.random.default_rng(3)
+    sims = rng.standard_normal((20, 100))  # float64: no chance ties
+    for i in range(0, 20, 2):  # even images: a negative caption ties the best positive
+        sims[i, (5 * i + 7) % 100] = sims[i, 5 * i : 5 * i + 5].max()
+    sims[:, 1] = sims[0, 0]  # caption 1 (image 0): every image ties it
     i2t, t2i = retrieval_ranks(sims)
-    assert i2t.tolist() == [0, 0] and t2i.tolist() == [0] * 10
+    ref_i2t, ref_t2i = np.array(argsort_reference(sims)[0]), np.array(argsort_reference(sims)[1])
+    np.testing.assert_array_equal(i2t[1::2], ref_i2t[1::2])  # untied rows: identical
+    assert (i2t[::2] >= ref_i2t[::2]).all() and (i2t[::2] > ref_i2t[::2]).any()  # tied rows: only ever worse
+    assert (t2i >= ref_t2i).all() and t2i[1] == 19 and np.array_equal(np.delete(t2i, 1), np.delete(ref_t2i, 1))
+
+
+def test_constant_matrix_scores_at_most_chance():
+    n, gallery = 100, 500
+    metrics = evaluate_sims(np.zeros((n, gallery), np.float32))  # a collapsed model
+    for k in (1, 5, 10):
+        assert metrics[f"i2t_r{k}"] <= 100 * 5 * k / gallery and metrics[f"t2i_r{k}"] <= 100 * k / n
+    # pessimistic ties: every image ranks behind its 495 negatives, every caption behind 99 images
+    assert metrics["rsum"] == 0.0 and metrics["i2t_medr"] == 496.0 and metrics["t2i_meanr"] == 100.0
+    assert evaluate_protocol(np.full((n, gallery), 0.3, np.float32), "full")["rsum"] == 0.0
+
+
+@pytest.mark.parametrize("fill", ["all-nan", "one-inf", "one-neg-inf"])
+def test_non_finite_matrices_are_one_line_errors_naming_the_source(fill):
+    sims = np.random.default_rng(0).standard_normal((20, 100)).astype(np.float32)
+    if fill == "all-nan":
+        sims[:] = np.nan
+    else:
+        sims[3, 15] = np.inf if fill == "one-inf" else -np.inf  # the positive of image 3: +inf used to rank it first
+    with pytest.raises(UserError, match=r"^m\.npy: the score matrix holds -?(nan|inf) at row \d+, column \d+ ") as err:
+        evaluate_sims(sims, source="m.npy")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UserError, match="^epoch 2 dev: "):
+        evaluate_protocol(sims, "full", source="epoch 2 dev")
+    with pytest.raises(UserError, match="at row"):
+        retrieval_ranks(sims)
+
+
+def test_folded_protocol_refuses_nan_outside_the_fold_blocks():
+    sims = folded_matrix(np.random.default_rng(2))
+    sims[0, 99] = np.nan  # image 0 (fold 0) x caption 99 (fold 4): never ranked under coco1k
+    with pytest.raises(UserError, match="^s.npy: .* at row 0, column 99"):
+        evaluate_protocol(sims, EvalProtocol("coco1k-toy", 20, n_folds=5), source="s.npy")
+
+
+def test_is_collapsed_is_relative_to_the_score_scale():
+    assert is_collapsed(0.0, 0.0) and is_collapsed(0.7, 0.7) and is_collapsed(1000.0, 1000.0 + 1e-2)
+    assert not is_collapsed(0.70, 0.71) and not is_collapsed(-1e-6, 1e-6) and not is_collapsed(1e-6, 2e-6)
+    assert is_collapsed(0.7, 0.7 * (1 + COLLAPSE_RTOL)) and not is_collapsed(0.7, 0.7 * (1 + 2 * COLLAPSE_RTOL))
 
 
 def folded_matrix(rng, n_images=20, n_folds=5, strength=(0.5, 1.0, 1.5, 2.0, 3.0)) -> np.ndarray:

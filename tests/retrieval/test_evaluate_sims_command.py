@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from retrieval.cli import main
 from retrieval.evaluation.ensemble import save_sims
@@ -62,3 +63,30 @@ def test_bad_hard_file_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "far.json").write_text(json.dumps({"groups": [{"images": [0, 1, 2, 30]}]}))
     assert main(["evaluate-sims", str(tmp_path / "s.npy"), "--protocol", "full", "--hard", str(tmp_path / "far.json")]) == 2
     assert "image 30" in capsys.readouterr().err
+
+
+def test_collapsed_matrix_scores_zero_not_600(tmp_path, capsys):
+    save_sims(tmp_path / "zeros.npy", np.zeros((100, 500), np.float32))  # a collapsed model
+    assert main(["evaluate-sims", str(tmp_path / "zeros.npy"), "--protocol", "full", "--json", str(tmp_path / "m.json")]) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record["rsum"] == 0.0 and record["i2t_r10"] <= 100 * 10 * 5 / 500 and record["t2i_r10"] <= 100 * 10 / 100
+    assert "rSum 0.00" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where", ["all-nan", "one-inf"])
+def test_non_finite_file_is_one_stderr_line_naming_it(tmp_path, capsys, where):
+    sims = np.random.default_rng(3).standard_normal((100, 500)).astype(np.float32)
+    if where == "all-nan":
+        sims[:] = np.nan
+    else:
+        sims[7, 36] = np.inf  # a positive of image 7
+    np.save(tmp_path / "bad.npy", sims)
+    save_sims(tmp_path / "good.npy", np.zeros((100, 500), np.float32))
+    for files in (["bad.npy"], ["good.npy", "bad.npy"]):  # alone, and inside an ensemble
+        json_out = tmp_path / "m.json"
+        assert main(["evaluate-sims", *[str(tmp_path / f) for f in files], "--protocol", "full", "--json", str(json_out)]) == 2
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("retrieval: error: ") and str(tmp_path / "bad.npy") in lines[0]
+        assert ("nan" in lines[0]) if where == "all-nan" else ("inf at row 7, column 36" in lines[0])
+        assert "good.npy" not in lines[0] and not json_out.exists() and "rSum" not in captured.out
