@@ -3,7 +3,10 @@
 The loop knows no model: it builds one by name, feeds it (image, caption) pair batches
 (`retrieval.data.pairs`), back-propagates ``compute_losses(...)["total"]`` and logs every named term.
 After each epoch it scores the dev split (truncated to ``data.dev_max_images``, as the public code
-does) with the exact evaluator and keeps the best checkpoint by dev rSum (or R@1+R@5, VSRN's rule).
+does) with the exact evaluator and keeps the best checkpoint by dev rSum ("determined based on the
+sum of the recalls in the validation set", HSLM paper §4.2; or R@1+R@5, VSRN's rule).  An epoch
+whose dev matrix collapsed (all scores equal within `COLLAPSE_RTOL` of their magnitude) is logged
+and never kept as best; a NaN or ±inf dev score stops training with a one-line error naming the epoch.
 Runs under ``torchrun --nproc_per_node N``: each rank holds batch_size / N pairs and the ranking
 loss scores its local anchors against the embeddings gathered from every rank (the global batch,
 `retrieval.losses`), so negatives are the same as in one process with the whole batch.
@@ -15,6 +18,7 @@ a checkpoint alone embeds new captions.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -26,7 +30,8 @@ from torch.utils.data import DataLoader
 
 from retrieval.data.pairs import PairDataset, TextEncoding, check_model_inputs
 from retrieval.data.precomp import load_split, resolve_precomp_dir
-from retrieval.evaluate import dev_metrics
+from retrieval.evaluate import dev_evaluation
+from retrieval.evaluation.metrics import COLLAPSE_RTOL
 from retrieval.evaluation.similarity import to_device
 from retrieval.models import MODELS, build_model
 from retrieval.text import text_encoding_for
@@ -43,6 +48,7 @@ from shared.training import backward_step, progress, resume_training_state, save
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 OPTIMIZERS = ("adam", "adamw")
 SELECT_BY = ("rsum", "r1r5")
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,9 +128,16 @@ def make_optimizer(model: torch.nn.Module, settings: TrainSettings) -> torch.opt
 
 
 def selection_score(metrics: Mapping[str, float], rule: str) -> float:
+    """The dev number that picks the best epoch: rSum, or R@1+R@5 of both directions (VSRN's rule)."""
     if rule == "rsum":
         return float(metrics["rsum"])
     return float(metrics["i2t_r1"] + metrics["i2t_r5"] + metrics["t2i_r1"] + metrics["t2i_r5"])
+
+
+def keeps_as_best(score: float, best: float, collapsed: bool) -> bool:
+    """Whether an epoch becomes the new `best`: a higher selection score and a dev matrix that did not
+    collapse (a collapsed model must never be selected, whatever its recalls say)."""
+    return not collapsed and score > best
 
 
 def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out: str | Path,
@@ -198,12 +211,18 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
                 sums[key] = sums.get(key, 0.0) + float(value.detach())
             steps += 1
         if info.is_main:
-            metrics = dev_metrics(model, dev_split, text, settings.eval_batch_size, show_progress)
+            dev = dev_evaluation(model, dev_split, text, settings.eval_batch_size, show_progress,
+                                 label=f"training epoch {epoch + 1}/{settings.epochs}, dev split")
+            metrics = dev.metrics
             score = selection_score(metrics, settings.select_by)
             record = {f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}
-            record.update({f"dev_{k}": v for k, v in metrics.items()}, lr=lr, seconds=round(time.time() - began, 2))
+            record.update({f"dev_{k}": v for k, v in metrics.items()}, dev_collapsed=dev.collapsed, lr=lr,
+                          seconds=round(time.time() - began, 2))
             logger.log(epoch, "epoch", record)
-            if score > best:
+            if dev.collapsed:
+                LOG.warning("epoch %d/%d: the dev scores collapsed (all within [%.6g, %.6g], relative spread <= %g); "
+                            "not kept as best", epoch + 1, settings.epochs, dev.score_min, dev.score_max, COLLAPSE_RTOL)
+            if keeps_as_best(score, best, dev.collapsed):
                 best = score
                 save_checkpoint(out / "best", model.state_dict(), {**meta, "epoch": epoch, "dev": metrics})
             save_training_state(out, model, optimizer, epoch, meta)
@@ -214,6 +233,9 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
         logger.close()
     if info.enabled:
         cleanup()
+    if info.is_main and not (out / "best.safetensors").is_file():
+        raise UserError(f"{out}: no epoch was kept as best (every dev evaluation collapsed; see dev_collapsed in "
+                        f"metrics.jsonl); the last training state is {out / 'last.safetensors'}")
     return out / "best.safetensors"
 
 

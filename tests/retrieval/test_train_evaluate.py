@@ -119,3 +119,68 @@ def test_paper_row_only_for_real_datasets():
     assert paper_row("f30k", "f30k", meta)["rsum"] == pytest.approx(525.5)  # Tab 8.4, grid
     assert paper_row("coco", "coco1k", {"model": "smfea", "config": {"model": {}}})["i2t_r1"] == pytest.approx(75.1)
     assert paper_row(None, "full", meta) is None
+
+
+class DevScores:
+    """Stands in for `retrieval.evaluate.split_similarity`: the real matrix, replaced per call by `plan`."""
+
+    def __init__(self, plan):
+        from retrieval import evaluate as evaluate_module
+
+        self.real, self.plan, self.calls = evaluate_module.split_similarity, list(plan), 0
+
+    def __call__(self, *args, **kwargs):
+        sims = self.real(*args, **kwargs)
+        kind = self.plan[min(self.calls, len(self.plan) - 1)]
+        self.calls += 1
+        if kind == "collapsed":  # one score for every pair, up to float noise that happens to favour the positives
+            flat = np.full_like(sims, 0.25)
+            flat.reshape(len(sims), len(sims), -1)[np.arange(len(sims)), np.arange(len(sims))] += 1e-6
+            return flat
+        if kind == "nan":
+            sims[2, 3] = np.nan
+        return sims
+
+
+def test_collapsed_epoch_is_logged_and_never_kept_as_best(scenes, tmp_path, monkeypatch, caplog, capsys):
+    from retrieval import evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["real", "collapsed"]))
+    with caplog.at_level("WARNING", logger="retrieval.train"):
+        best = train("vsepp", scenes, _config("vsepp_tiny"), tmp_path / "run", device="cpu", show_progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["dev_collapsed"] for r in rows] == [False, True]
+    assert rows[1]["dev_rsum"] == 600.0 > rows[0]["dev_rsum"]  # the noise ranks perfectly, yet epoch 1 is not kept
+    _, meta = load_checkpoint(best)
+    assert meta["epoch"] == 0
+    _, last = load_checkpoint(tmp_path / "run" / "last")
+    assert last["epoch"] == 1
+    assert any("epoch 2/2: the dev scores collapsed" in r.getMessage() for r in caplog.records)
+    assert "collapsed" not in capsys.readouterr().out  # logged, not printed
+
+    monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["collapsed"]))
+    with pytest.raises(UserError, match="no epoch was kept as best .*last.safetensors$"):
+        train("vsepp", scenes, _config("vsepp_tiny"), tmp_path / "flat", device="cpu", show_progress=False)
+    assert not (tmp_path / "flat" / "best.safetensors").exists()
+    _, last = load_checkpoint(tmp_path / "flat" / "last")
+    assert last["epoch"] == 1  # the training state is still saved, so a resume works
+
+    # `retrieval evaluate` names the checkpoint and split when the matrix is not finite, and writes nothing
+    monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["nan"]))
+    assert main(["evaluate", "--checkpoint", str(best), "--data", str(scenes), "--split", "test",
+                 "--save-sims", str(tmp_path / "s.npy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{best} on synscenes test" in err and "nan at row 2, column 3" in err
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_non_finite_dev_matrix_stops_training_naming_the_epoch(scenes, tmp_path, monkeypatch):
+    from retrieval import evaluate as evaluate_module
+
+    monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["real", "nan"]))
+    with pytest.raises(UserError, match=r"^training epoch 2/2, dev split: the score matrix holds nan at row 2, column 3") as err:
+        train("vsepp", scenes, _config("vsepp_tiny"), tmp_path / "run", device="cpu", show_progress=False)
+    assert "\n" not in str(err.value)
+    _, last = load_checkpoint(tmp_path / "run" / "last")
+    assert last["epoch"] == 0  # the NaN epoch saved nothing; a resume restarts it
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
