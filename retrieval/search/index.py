@@ -43,11 +43,17 @@ NORM_TOLERANCE = 1e-2  # rows must be l2-normalised (float16 storage rounds to ~
 
 @dataclass
 class SearchResult:
-    """Top-k of every query: `scores` (Q, k) float32 and `ids` (Q, k) int64 rows (-1 = none), best first."""
+    """Top-k of every query: `scores` (Q, k) float32 and `ids` (Q, k) int64 rows (-1 = none), best first.
+
+    `pool` is how many items each list was cut from (an int, or one per query; None = unknown,
+    taken as larger than the list): held-out ranking needs it to count unlisted items that may tie
+    the cut-off score (`retrieval.search.rerank.list_ranks`).
+    """
 
     scores: np.ndarray
     ids: np.ndarray
     items: list[list[dict[str, Any]]]
+    pool: int | np.ndarray | None = None
 
     def hits(self, query: int) -> list[dict[str, Any]]:
         """The hits of one query as dicts: rank, row, score and the row's metadata."""
@@ -123,7 +129,7 @@ class Index:
             raise UserError(f"--topk {k}: must be at least 1")
         scores, ids = self._ready_backend().search(queries, k)
         items = [[self.items[i] if i >= 0 else {} for i in row] for row in ids]
-        return SearchResult(scores, ids, items)
+        return SearchResult(scores, ids, items, pool=self.count)
 
     def check_model(self, retriever: Retriever) -> None:
         """One-line error unless `retriever` is the checkpoint the index was built with."""

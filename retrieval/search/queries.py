@@ -5,7 +5,8 @@
   file) against a captions index;
 * held-out evaluation: `N` captions of the indexed split (one per image, evenly spaced; images index)
   or `N` images (captions index) whose answers are known, giving R@1/5/10 and, with a re-ranker,
-  the shortlist recall that bounds it (retrieval-models.md §8.6).
+  the shortlist recall that bounds it.  Ranks follow the evaluator's pessimistic tie rule
+  (`retrieval.search.rerank.list_ranks`), so a constant scorer scores at most chance.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from retrieval.data.precomp import PrecompSplit
 from retrieval.search.encoder import Retriever, check_queries
 from retrieval.search.index import Index, SearchResult
 from retrieval.search.rerank import (
-    SplitCache, recall_at, rerank_image_to_text, rerank_text_to_image, shortlist_recall,
+    NOT_LISTED, SplitCache, list_ranks, recall_from_ranks, rerank_image_to_text, rerank_text_to_image,
 )
 from shared.errors import UserError
 
@@ -142,10 +143,19 @@ def search_images(retriever: Retriever, index: Index, images: Any, topk: int, re
 
 
 def heldout_report(result: SearchResult, first: SearchResult | None, targets: Sequence[set[int]]) -> dict[str, Any]:
-    """R@1/5/10 of the final ranking and, after a re-ranking, the shortlist's recall and the first stage's R@K."""
-    report: dict[str, Any] = {"queries": len(targets), **recall_at(result.ids, targets)}
-    if first is not None:
-        report["shortlist"] = int(first.ids.shape[1])
-        report["shortlist_recall"] = shortlist_recall(first.ids, targets)
-        report["first_stage"] = recall_at(first.ids, targets)
+    """R@1/5/10 of the final ranking and, after a re-ranking, the shortlist's recall and the first stage's R@K.
+
+    Pessimistic throughout: a target reached the shortlist only if it did under every order of tied
+    first-stage scores (its first-stage rank is below the shortlist length); otherwise it is a miss
+    whatever the re-ranker says.
+    """
+    if first is None:
+        return {"queries": len(targets), **recall_from_ranks(list_ranks(result, targets))}
+    first_ranks = list_ranks(first, targets)
+    shortlisted = first_ranks < (np.asarray(first.ids) >= 0).sum(axis=1)
+    final = np.where(shortlisted, list_ranks(result, targets), NOT_LISTED)
+    report: dict[str, Any] = {"queries": len(targets), **recall_from_ranks(final)}
+    report["shortlist"] = int(first.ids.shape[1])
+    report["shortlist_recall"] = float(100.0 * np.mean(shortlisted)) if len(targets) else float("nan")
+    report["first_stage"] = recall_from_ranks(first_ranks)
     return report

@@ -10,8 +10,13 @@ from the tiles.  With one query per tile exactly k pairs per query are scored; m
 tile means fewer, larger calls (useful on a GPU) at the price of scoring pairs outside a query's
 own shortlist.
 
-The shortcut costs recall when the two-tower model misses the answer: `shortlist_recall` is the
+The shortcut costs recall when the two-tower model misses the answer: the shortlist recall is the
 fraction of queries whose ground-truth item is inside the shortlist, the ceiling of any re-ranker.
+
+Held-out recall ranks a returned list with the evaluator's pessimistic rule (`list_ranks`; the
+kernel `shared.metrics.positive_ranks` on the full matrix): a negative scoring >= the best target
+counts against it, and a target tied with the list's cut-off score may be outranked by unlisted
+items with the same score, which count against it too.
 """
 
 from __future__ import annotations
@@ -98,7 +103,8 @@ def rerank_shortlist(shortlist: SearchResult, items: Sequence[dict[str, Any]], t
     ids = np.take_along_axis(shortlist.ids, order, axis=1)
     new_scores = np.take_along_axis(scores, order, axis=1)
     ids[~np.isfinite(new_scores)] = -1
-    return SearchResult(new_scores, ids, [[items[i] if i >= 0 else {} for i in row] for row in ids])
+    return SearchResult(new_scores, ids, [[items[i] if i >= 0 else {} for i in row] for row in ids],
+                        pool=(shortlist.ids >= 0).sum(axis=1))
 
 
 def rerank_text_to_image(reranker: Retriever, index: Index, shortlist: SearchResult, queries: Sequence[str],
@@ -131,14 +137,46 @@ def rerank_image_to_text(reranker: Retriever, index: Index, shortlist: SearchRes
                    lambda texts, imgs: reranker.model.forward_sim(imgs, texts).T, reranker.model)
 
 
-def shortlist_recall(ids: np.ndarray, targets: Sequence[set[int]]) -> float:
-    """Percentage of queries with at least one ground-truth row among their shortlisted `ids`."""
-    if len(targets) == 0:
-        return float("nan")
-    hits = [bool(target & {int(i) for i in row}) for row, target in zip(ids, targets)]
-    return 100.0 * float(np.mean(hits))
+NOT_LISTED = np.iinfo(np.int64).max  # the rank of a query whose targets are not in its list: a miss at every K
 
 
-def recall_at(ids: np.ndarray, targets: Sequence[set[int]], ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """R@K (percent) of ranked `ids` against each query's ground-truth rows."""
-    return {f"r{k}": shortlist_recall(ids[:, :k], targets) for k in ks}
+def target_table(targets: Sequence[set[int]]) -> np.ndarray:
+    """(Q, P) int64 target rows of each query, padded with -1."""
+    width = max([len(t) for t in targets] + [1])
+    table = np.full((len(targets), width), -1, np.int64)
+    for q, target in enumerate(targets):
+        table[q, : len(target)] = sorted(target)
+    return table
+
+
+def list_ranks(result: SearchResult, targets: Sequence[set[int]]) -> np.ndarray:
+    """0-based pessimistic rank of each query's best listed target in its ranked list (Q,) int64.
+
+    The kernel's rule applied to what the search returned: rank = listed non-targets scoring >= the
+    best listed target.  When the list was cut from a larger pool (`result.pool`; unknown = larger)
+    and that target ties the lowest listed score, every unlisted pool item may tie it as well and
+    is counted against it.  A query with no listed target gets `NOT_LISTED`.  A listed row with a
+    NaN or ±inf score is a one-line `UserError`.
+    """
+    ids, scores = np.asarray(result.ids), np.asarray(result.scores, dtype=np.float64)
+    valid = ids >= 0
+    if not np.isfinite(scores[valid]).all():
+        q, k = np.argwhere(valid & ~np.isfinite(scores))[0]
+        raise UserError(f"--heldout: query {q} has score {scores[q, k]} at rank {k + 1} (scores must be finite)")
+    table = target_table(targets)
+    is_target = valid & (ids[:, :, None] == table[:, None, :]).any(axis=2)
+    found = is_target.any(axis=1)
+    best = np.where(is_target, scores, -np.inf).max(axis=1)
+    negatives_at_or_above = (valid & ~is_target & (scores >= best[:, None])).sum(axis=1)
+    listed = valid.sum(axis=1)
+    pool = np.full(len(ids), np.iinfo(np.int64).max) if result.pool is None else np.broadcast_to(result.pool, listed.shape)
+    lowest = np.where(valid, scores, np.inf).min(axis=1)
+    cut_tie = (pool > listed) & (best <= lowest)
+    unlisted = np.where(cut_tie, np.minimum(pool - listed, NOT_LISTED // 2), 0)
+    return np.where(found, negatives_at_or_above + unlisted, NOT_LISTED).astype(np.int64)
+
+
+def recall_from_ranks(ranks: np.ndarray, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """R@K (percent) = 100 · mean(rank < K) of 0-based ranks (NaN for no query)."""
+    ranks = np.asarray(ranks)
+    return {f"r{k}": float(100.0 * np.mean(ranks < k)) if len(ranks) else float("nan") for k in ks}

@@ -13,6 +13,7 @@ from retrieval.data.precomp import load_split, resolve_precomp_dir
 from retrieval.search import backends as backends_module
 from retrieval.search import index as index_module
 from retrieval.search.backends import BackendSpec, ExactBackend, FaissBackend, choose_backend, ivf_cells
+from retrieval.search.encoder import Retriever, image_source
 from retrieval.search.index import Index
 from retrieval.synth.generate import generate
 from retrieval.train import CONFIG_DIR, train
@@ -268,5 +269,22 @@ def test_heldout_report_recall(retriever, scenes, tmp_path):
     split = load_split(resolve_precomp_dir(scenes), "test", feature_dim=None)
     rows = np.unique(np.linspace(0, 23, 12).astype(int))
     sims = retriever.score(split, [split.captions[5 * i + i % 5] for i in rows])  # (images, queries)
-    ranks = [(sims[:, q] > sims[i, q]).sum() for q, i in enumerate(rows)]
+    ranks = [(sims[:, q] >= sims[i, q]).sum() - 1 for q, i in enumerate(rows)]  # negatives at or above the target
     assert heldout["r5"] == pytest.approx(100.0 * np.mean(np.array(ranks) < 5))
+
+
+def test_heldout_with_a_constant_scorer_scores_at_most_chance(retriever, scenes, tmp_path, monkeypatch):
+    dim = retriever.encode_texts(["a"]).shape[1]
+    unit = np.eye(1, dim, dtype=np.float32)  # every image and caption embedded to one vector: a collapsed model
+    monkeypatch.setattr(Retriever, "encode_texts", lambda self, texts, *a, **k: np.repeat(unit, len(texts), 0))
+    monkeypatch.setattr(Retriever, "encode_images", lambda self, images, *a, indices=None, **k: np.repeat(
+        unit, len(indices) if indices is not None else image_source(images).n_images, 0))
+    for kind, gallery, per_query in (("images", 24, 1), ("captions", 120, 5)):
+        out = Index.build(retriever, scenes, "test", kind=kind, progress=False).save(tmp_path / kind)
+        for topk in (10, gallery):  # a list cut from the gallery, and the whole gallery listed
+            report = tmp_path / f"{kind}{topk}.json"
+            assert main(["search", "--index", str(out), "--heldout", "24", "--topk", str(topk), "--json", str(report)]) == 0
+            heldout = json.loads(report.read_text())["heldout"]
+            for k in (1, 5, 10):
+                assert heldout[f"r{k}"] <= 100 * k * per_query / gallery  # chance
+                assert heldout[f"r{k}"] == 0.0  # pessimistic ties: every target is behind its tied negatives

@@ -15,14 +15,15 @@ from retrieval.cli import main
 from retrieval.data.precomp import load_split, resolve_precomp_dir
 from retrieval.search.encoder import Retriever
 from retrieval.search.explain import draw_hit, grid_boxes, words_of
-from retrieval.search.index import Index
+from retrieval.search.index import Index, SearchResult
 from retrieval.search.rerank import (
-    check_pairwise, recall_at, rerank_image_to_text, rerank_text_to_image, shortlist_recall,
+    NOT_LISTED, check_pairwise, list_ranks, recall_from_ranks, rerank_image_to_text, rerank_text_to_image,
 )
 from retrieval.synth.generate import generate
 from retrieval.train import CONFIG_DIR, train
 from shared.config import load_run_config
 from shared.errors import UserError
+from shared.metrics import positive_ranks
 
 FAST = ["train.epochs=1", "train.batch_size=16"]
 
@@ -130,11 +131,44 @@ def test_rerank_image_to_text_over_a_caption_bank(two_tower, toy, scenes, split)
         assert [h["text"] for h in result.hits(q)] == [split.captions[j] for j in expected]
 
 
-def test_shortlist_recall_and_recall_at():
-    ids = np.array([[3, 1, 2], [0, 5, 4], [7, 8, 9]])
-    targets = [{1}, {4, 6}, {0}]
-    assert shortlist_recall(ids, targets) == pytest.approx(200 / 3)
-    assert recall_at(ids, targets, (1, 2, 3)) == pytest.approx({"r1": 0.0, "r2": 100 / 3, "r3": 200 / 3})
+def test_list_ranks_follow_the_pessimistic_kernel():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 3, size=(6, 8)).astype(np.float32)  # ties everywhere
+    targets = [{0}, {1, 5}, {7}, {2}, {3, 4}, {6}]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    full = SearchResult(np.take_along_axis(scores, order, 1), order, [], pool=8)  # the whole gallery listed
+    table = np.array([sorted(t) + [-1] * (2 - len(t)) for t in targets])
+    np.testing.assert_array_equal(list_ranks(full, targets), positive_ranks(scores, table))
+    # a list cut from a larger pool: a target tying the cut-off score may be outranked by unlisted items
+    cut = SearchResult(np.array([[0.9, 0.5, 0.5], [0.9, 0.8, 0.5], [0.9, 0.8, 0.5]], np.float32),
+                       np.array([[4, 1, 2], [4, 1, 2], [4, 1, 2]]), [], pool=10)
+    ranks = list_ranks(cut, [{1}, {1}, {3}])
+    assert ranks[0] == 2 + 7 and ranks[1] == 1 and ranks[2] == NOT_LISTED  # 2 listed >= it, 7 unlisted may tie
+    assert recall_from_ranks(ranks, (1, 2, 3)) == pytest.approx({"r1": 0.0, "r2": 100 / 3, "r3": 100 / 3})
+    bad = SearchResult(np.array([[0.9, np.nan]], np.float32), np.array([[0, 1]]), [], pool=2)
+    with pytest.raises(UserError, match="--heldout: query 0 has score nan at rank 2"):
+        list_ranks(bad, [{0}])
+
+
+class ConstantPairwise(ToyCrossAttention):
+    """A re-ranker that gives every pair the same score (a collapsed cross-attention model)."""
+
+    def forward_sim(self, images, texts):
+        return torch.full((images["regions"].shape[0], texts["words"].shape[0]), 0.5)
+
+
+def test_heldout_with_a_constant_reranker_scores_at_most_chance(two_tower, scenes, tmp_path, monkeypatch):
+    out = Index.build(two_tower, scenes, "test", progress=False).save(tmp_path / "idx")
+    constant = Retriever(ConstantPairwise(len(two_tower.text.vocab), 2048).eval(), {"model": "toy_pairwise"},
+                         two_tower.text, two_tower.checkpoint)
+    original = Retriever.load.__func__
+    monkeypatch.setattr(Retriever, "load", classmethod(
+        lambda cls, checkpoint, device="auto": constant if checkpoint == "const" else original(cls, checkpoint, device)))
+    assert main(["search", "--index", str(out), "--heldout", "24", "--rerank", "const", "--shortlist", "8",
+                 "--topk", "5", "--json", str(tmp_path / "r.json")]) == 0
+    heldout = json.loads((tmp_path / "r.json").read_text())["heldout"]
+    # the re-ranker's order is arbitrary among the 8 shortlisted images: no target is placed above a tie
+    assert heldout["r1"] == 0.0 and heldout["r5"] == 0.0 and heldout["first_stage"]["r5"] > 0.0
 
 
 def test_cli_rerank_reports_shortlist_recall(two_tower, toy, scenes, tmp_path, monkeypatch, capsys):
