@@ -3,15 +3,15 @@
 A random 5,000 × 25,000 similarity matrix (the COCO-5K shape; N(0, 1) scores, +3 on matching
 pairs so recalls are not trivial) is scored under the
 `coco5k` and `coco1k` protocols twice, each method in its own subprocess so peak memory is its
-own: (a) `retrieval.evaluation.evaluate_protocol` (shared chunked rank kernel) and (b) a loop
-written here after VSE++/SCAN `evaluation.py` (anchors-retrieval.md §3.1: per image
-`argsort(sims[i])[::-1]` and the best of its 5 captions; per caption the position of its image;
-COCO-1K averages rows over 5 folds and reads rSum from the averaged rSum column).  The metrics
-must be identical.  The matrix is float64, like the public code's sims buffer: with float32 random
-scores a tie at a positive happens about once in 25M entries, and ties are where the two methods
-legitimately differ (the kernel counts them in the query's favour, argsort breaks them by memory
-order).  The script prints wall time, the time ratio and the extra peak resident
-memory of each method (VmHWM after the matrix exists, reset through /proc/self/clear_refs).
+own: (a) `retrieval.evaluation.evaluate_protocol` (shared chunked rank kernel, including its
+finiteness check of the whole matrix) and (b) a loop written here after the public VSE++/SCAN
+`evaluation.py` (per image `argsort(sims[i])[::-1]` and the best of its 5 captions; per caption the
+position of its image; COCO-1K averages rows over 5 folds and reads rSum from the averaged rSum
+column).  The metrics must be identical.  The matrix is float64, like the public code's sims
+buffer: with float32 random scores a tie at a positive happens about once in 25M entries, and ties
+are where the two methods legitimately differ (the kernel counts a tie against the query, argsort
+breaks it by memory order).  The script prints wall time, the time ratio and the extra peak
+resident memory of each method (VmHWM after the matrix exists, reset through /proc/self/clear_refs).
 
     .venv/bin/python tools/bench_retrieval_eval.py [--images 5000] [--seed 0]
 """

@@ -28,7 +28,7 @@ import torch
 from shared.errors import UserError
 
 ArrayLike = np.ndarray | torch.Tensor
-RANGE_CHUNK_ELEMENTS = 2**24  # scores per (min, max) reduction step when streaming a NumPy array
+RANGE_CHUNK_ELEMENTS = 2**24  # scores per (min, max) reduction step (64 MB of float32)
 
 
 def _as_tensor(scores: ArrayLike) -> torch.Tensor:
@@ -39,19 +39,41 @@ def _as_tensor(scores: ArrayLike) -> torch.Tensor:
         return torch.as_tensor(np.asarray(scores))
 
 
+def _torch_reducible(array: np.ndarray) -> bool:
+    return array.dtype.isnative and array.dtype in (np.float16, np.float32, np.float64)
+
+
 def score_range(scores: ArrayLike) -> tuple[float, float]:
     """(min, max) of a score matrix in one streamed pass without a copy of the matrix.
 
     NaN anywhere makes both NaN (the reduction propagates it) and an infinite entry shows up as an
-    infinite min or max, so the pair also answers "is every score finite?".  A NumPy array (or a
-    read-only memory map) is reduced in row blocks of about `RANGE_CHUNK_ELEMENTS` scores.
+    infinite min or max, so the pair also answers "is every score finite?".  A NumPy array (also a
+    read-only memory map) is wrapped, not copied, and reduced in row blocks of about
+    `RANGE_CHUNK_ELEMENTS` scores; a transposed view is reduced in memory order.  Dtypes torch cannot
+    wrap (big-endian, long double, integers) are reduced by NumPy, block by block.
     """
     if isinstance(scores, torch.Tensor):
-        if scores.numel() == 0:
-            raise ValueError("score_range of an empty matrix")
-        lo, hi = torch.aminmax(scores if scores.is_floating_point() else scores.double())
-        return float(lo), float(hi)
-    array = np.asarray(scores)
+        sims = scores if scores.is_floating_point() else scores.double()
+    else:
+        array = np.asarray(scores)
+        if not _torch_reducible(array):
+            return _numpy_range(array)
+        sims = _as_tensor(array)
+    if sims.numel() == 0:
+        raise ValueError("score_range of an empty matrix")
+    if sims.ndim == 2 and not sims.is_contiguous() and sims.T.is_contiguous():
+        sims = sims.T  # min and max do not depend on the order: read memory front to back
+    rows = max(1, RANGE_CHUNK_ELEMENTS // max(1, sims[0].numel()))
+    lo, hi = float("inf"), float("-inf")
+    for start in range(0, sims.shape[0], rows):
+        block_lo, block_hi = (float(v) for v in torch.aminmax(sims[start : start + rows]))
+        if np.isnan(block_lo) or np.isnan(block_hi):
+            return float("nan"), float("nan")
+        lo, hi = min(lo, block_lo), max(hi, block_hi)
+    return lo, hi
+
+
+def _numpy_range(array: np.ndarray) -> tuple[float, float]:
     if array.size == 0:
         raise ValueError("score_range of an empty matrix")
     rows = max(1, RANGE_CHUNK_ELEMENTS // max(1, array.size // max(1, array.shape[0])))
@@ -67,13 +89,13 @@ def score_range(scores: ArrayLike) -> tuple[float, float]:
 
 def _first_nonfinite(scores: ArrayLike) -> tuple[int, int, float]:
     """(row, column, value) of the first non-finite score, scanning row blocks (error path only)."""
-    sims = _as_tensor(scores)
-    rows = max(1, RANGE_CHUNK_ELEMENTS // max(1, sims.shape[1]))
-    for start in range(0, sims.shape[0], rows):
-        bad = torch.nonzero(~torch.isfinite(sims[start : start + rows]))
+    array = scores.detach().cpu().double().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    rows = max(1, RANGE_CHUNK_ELEMENTS // max(1, array.shape[1]))
+    for start in range(0, array.shape[0], rows):
+        bad = np.argwhere(~np.isfinite(array[start : start + rows]))
         if len(bad):
-            row, col = (int(v) for v in bad[0])
-            return start + row, col, float(sims[start + row, col])
+            row, col = start + int(bad[0][0]), int(bad[0][1])
+            return row, col, float(array[row, col])
     raise AssertionError("no non-finite score found")
 
 
