@@ -140,3 +140,10 @@ def test_score_range_streams_numpy_blocks_and_propagates_nan(tmp_path, monkeypat
     sims[9, 9] = np.nan
     assert all(np.isnan(v) for v in score_range(sims)) and all(np.isnan(v) for v in score_range(torch.from_numpy(sims)))
     assert (positive_ranks(mapped, np.arange(10)) == [9 - i for i in range(10)]).all()  # read-only map, no copy
+    flipped = torch.from_numpy(np.ascontiguousarray(sims)).T  # a transposed view is reduced in memory order
+    assert all(np.isnan(v) for v in score_range(flipped))
+    big_endian = (np.arange(12, dtype=np.float32).reshape(3, 4) - 5).astype(">f4")  # torch cannot wrap it
+    assert score_range(big_endian) == (-5.0, 6.0) and score_range(np.arange(6).reshape(2, 3)) == (0.0, 5.0)
+    big_endian[1, 2] = np.inf
+    with pytest.raises(UserError, match="holds inf at row 1, column 2"):
+        check_finite(big_endian, "big.npy")
