@@ -1,11 +1,14 @@
 """SynFACS action units: landmark displacements of the 15 AUs as a function of intensity 0–5.
 
-Each AU moves the landmarks its muscle moves, in the FACS direction (Ekman, Friesen & Hager,
-FACS Manual 2002; fau-models.md §1.2 for names and muscles). Displacements are given at full
-intensity (5 = FACS level E) in face units (shape.py: eye-centre distance 1, y down) and scale
-with ``(I / 5) ** INTENSITY_EXPONENT``; combined AUs add, then anatomical constraints (lips and
-eyelids cannot cross) are enforced. Appearance changes that landmarks do not carry (wrinkles,
-bulges, dimples) are drawn by render.py from the same intensities.
+Each AU moves the landmarks its muscle moves, in the direction the FACS manual describes
+(Ekman, Friesen & Hager, *Facial Action Coding System*, 2002; names and muscles as in the
+thesis, Figure 3.2). `_FULL` gives every AU's displacement at full intensity (5 = FACS level E)
+in face units (shape.py: eye-centre distance 1, y down). AUs whose cue is mostly appearance
+(`fau.synth.cues.CUE_KIND`) keep that direction but are scaled down so that no point moves more
+than `cues.APPEARANCE_MAX_SHIFT` (about the tracker error of the shipped landmarks): render.py
+draws them mainly as wrinkles, furrows, bulges and shading. Displacements scale with
+``(I / 5) ** INTENSITY_EXPONENT``; combined AUs add, then anatomical constraints (lips and
+eyelids cannot cross) are enforced.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from fau.aus import SYNFACS_AUS
+from fau.synth.cues import APPEARANCE, APPEARANCE_MAX_SHIFT, CUE_KIND
 
 MAX_INTENSITY = 5.0
 INTENSITY_EXPONENT = 0.9
@@ -28,7 +32,8 @@ _PAIRS = {
 }
 _MIDLINE = (8, 27, 28, 29, 30, 33, 51, 57, 62, 66)
 
-# AU -> {landmark: (outwards dx, dy, dz)} at full intensity, for image-left / midline points.
+# AU -> {landmark: (outwards dx, dy, dz)} at full intensity, for image-left / midline points,
+# in the FACS direction (appearance AUs are scaled down afterwards, see `_basis`).
 _FULL: dict[int, dict[int, tuple[float, float, float]]] = {
     # AU1 inner brow raiser (frontalis, pars medialis): inner brow up, brow oblique.
     1: {21: (-0.01, -0.21, 0), 20: (0, -0.15, 0), 19: (0, -0.08, 0), 18: (0, -0.03, 0),
@@ -109,8 +114,18 @@ def _expand(full: dict[int, tuple[float, float, float]]) -> np.ndarray:
     return out
 
 
+def _basis(au: int) -> np.ndarray:
+    """Full-intensity displacement of `au`; appearance AUs capped at APPEARANCE_MAX_SHIFT."""
+    full = _expand(_FULL[au])
+    if CUE_KIND[au] == APPEARANCE:
+        largest = float(np.linalg.norm(full, axis=1).max())
+        if largest > APPEARANCE_MAX_SHIFT:
+            full *= APPEARANCE_MAX_SHIFT / largest
+    return full
+
+
 #: (15, 68, 3) full-intensity displacement basis in `fau.aus.SYNFACS_AUS` order.
-AU_BASIS: np.ndarray = np.stack([_expand(_FULL[au]) for au in SYNFACS_AUS])
+AU_BASIS: np.ndarray = np.stack([_basis(au) for au in SYNFACS_AUS])
 
 
 def intensity_gain(intensity: np.ndarray) -> np.ndarray:

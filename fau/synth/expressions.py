@@ -3,8 +3,8 @@
 AUs co-occur because they are produced by a few latent expressions (EMFACS-style prototypes,
 Ekman & Friesen; the issue's examples: happiness 6+12(+25), surprise 1+2+26, sadness 1+4+15+17),
 plus talking and rarer single-AU "twitches" so that every AU also appears outside its usual
-company. Each sequence imitates one BP4D task (T1–T8 are emotion-elicitation tasks; fau-models.md
-§1.3): its dominant expression is the task's target emotion, the others appear less often.
+company. Each sequence imitates one BP4D task (T1–T8 are emotion-elicitation tasks, Zhang et
+al. 2014): its dominant expression is the task's target emotion, the others appear less often.
 Within a sequence each expression episode has a smooth onset–apex–offset envelope, so AU
 intensities vary smoothly from frame to frame.
 """

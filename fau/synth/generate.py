@@ -7,7 +7,9 @@ BP4D layout: one clip per task, ``n_sequences`` of the 8 BP4D tasks chosen per s
 DISFA layout: one continuous ``left`` video per subject, ``n_sequences * n_frames`` long, whose
 episodes are drawn from the mixture of the subject's chosen tasks.
 Frames are drawn from the continuous AU intensities; labels are their rounding to FACS levels
-0–5, as a human coder discretises what they see.
+0–5, as a human coder discretises what they see. The landmark files get the true landmarks plus
+tracker-like error (tracking.py), as real datasets ship a tracker's output; the ground truth
+keeps both.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from fau.synth.expressions import (EXPRESSIONS, TASKS, sample_expressivity,
 from fau.synth.render import IMAGE_HEIGHT, IMAGE_WIDTH, Look, render, sample_look, sequence_views
 from fau.synth.report import write_report
 from fau.synth.shape import Identity, neutral_landmarks, sample_identity
+from fau.synth.tracking import track
 from fau.synth.writer import (LAYOUTS, OCCURRENCE_MIN_INTENSITY, TRUTH_JSON, frame_path,
                               occluded_aus, occurrence_codes, write_bp4d_sequence,
                               write_disfa_subject, write_folds, write_frame, write_gender_csv,
@@ -36,6 +39,7 @@ from fau.synth.writer import (LAYOUTS, OCCURRENCE_MIN_INTENSITY, TRUTH_JSON, fra
 from shared.errors import UserError
 
 PARTS = ("part1", "part2", "part3")
+TRACKER_STREAM = 1  # 4th seed word of a clip's tracker-error stream
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,11 @@ def render_clip(clip: Clip, out: Path, layout: str) -> dict[str, np.ndarray]:
         unknown[t] = occluded_aus(landmarks[t], mask)
         write_frame(frame_path(out, layout, subject.name, clip.sequence, t + 1), image)
     labels = to_labels(intens)
+    # Tracker error from its own stream, so the rendered frames do not depend on it.
+    tracked = track(landmarks, np.random.default_rng([*clip.seed, TRACKER_STREAM]))
     return {
         "landmarks": landmarks,
+        "tracked_landmarks": tracked,
         "intensity": intens.astype(np.float32),
         "labels": labels,
         "occurrence": np.where(unknown, -1, labels >= OCCURRENCE_MIN_INTENSITY).astype(np.int8),
@@ -255,9 +262,9 @@ def _write_labels(out: Path, layout: str, clips: list[Clip], results: list[dict]
         if layout == "bp4d":
             codes = occurrence_codes(result["labels"], result["unknown"])
             write_bp4d_sequence(out, clip.subject.name, clip.sequence, frames, codes,
-                                result["landmarks"])
+                                result["tracked_landmarks"])
         else:
             write_disfa_subject(out, clip.subject.name, frames, result["labels"],
-                                result["landmarks"])
+                                result["tracked_landmarks"])
     if layout == "disfa":
         write_gender_csv(out, {s.name: s.gender for s in subjects})

@@ -7,11 +7,15 @@ Everything is placed in face units (shape.py) and projected with `project`: a ro
 centre behind the face (yaw, pitch, roll) and an orthographic projection, which is a fair
 approximation of a head turning by up to ~20 degrees.
 
-Appearance cues that the landmarks do not carry (issue 4): AU1/AU2 forehead wrinkles (central /
-lateral), AU4 glabellar lines and brow knit, AU6 cheek bulge, infraorbital furrow and crow's
-feet, AU7 lower-lid bulge, AU9 nose-bridge wrinkles, AU9/10/12 deepened nasolabial furrow, AU14
-dimples, AU15 lip-corner creases, AU17 chin-boss wrinkling and mentolabial furrow, AU23 lip
-wrinkles, AU24 lip bulges and paler pressed lips, AU25/26 open mouth with teeth.
+Appearance cues (mostly drawn broad enough to survive the tiny models' 80-px crops): AU1/AU2
+forehead lines (central / lateral), AU4 glabellar lines and brow knit, AU6 cheek bulge,
+infraorbital furrow and fold, puffed lower lid and crow's feet, AU7 lower-lid line, AU9
+nose-bridge and nose-side wrinkles and darker nose sides, AU9/AU10 raised infraorbital triangle
+and deepened upper nasolabial fold, AU12 deepened nasolabial fold, AU14 dimple pits, crescents
+and bulges, AU15 lip-corner creases, AU17 chin-boss bulge, stipple and mentolabial fold, AU23 lip
+wrinkles and narrowed red of the lips, AU24 bulges around the pressed, paler lips and a darker lip
+line, AU25/26 open mouth with teeth. For the AUs whose cue is mostly appearance
+(`fau.synth.cues.CUE_KIND`) these are the main cue: their landmarks move little (actions.py).
 """
 
 from __future__ import annotations
@@ -365,32 +369,61 @@ def _hair_front(pt: _Painter) -> None:
 
 
 def _shading(pt: _Painter, g: dict[int, float]) -> None:
-    """Broad shade: eye sockets, nose sides, under-lip and chin shadows, AU6 cheek bulges."""
+    """Broad shade: eye sockets, nose sides, under-lip and chin shadows, and the bulges and
+    hollows of the appearance AUs (AU6 cheeks, AU9/AU10 infraorbital triangle and nose sides,
+    AU14 dimple pits, AU17 chin boss, AU23/AU24 skin around pressed lips), drawn broad enough to
+    survive the tiny models' 80-px crops."""
     lm, depth = pt.lm3, pt.look.wrinkle_depth
+    raise_sub = max(g[10], 0.8 * g[9])  # infraorbital triangle pushed up (AU10, AU9)
     for eye, brow, side in ((slice(36, 42), slice(17, 22), -1), (slice(42, 48), slice(22, 27), 1)):
         # Eye socket: between the brow and the upper lid (both listed so the polygon closes).
         socket = np.concatenate([lm[brow] + [0, 0.05, 0], lm[eye][[3, 2, 1, 0]] + [0, 0.03, 0]])
         pt.broad_fill(socket, 0.86)
-        # AU6 cheek bulge: a lifted, lit cheek under the eye plus a furrow below it.
-        centre = lm[eye].mean(0) + [side * 0.06, 0.3 - 0.06 * g[6], 0.0]
-        pt.broad_ellipse(centre + [0, 0.14, 0], (0.3, 0.12), 1.0 - 0.12 * g[6] * depth)
-        pt.broad_ellipse(centre, (0.27 + 0.03 * g[6], 0.14), 1.0 + 0.08 * g[6] * depth)
-    for side in (-1, 1):  # nose sides
+        # AU6 cheek bulge: a lifted, lit cheek under the eye, a shadowed furrow below it and a
+        # puffed lower lid.
+        centre = lm[eye].mean(0) + [side * 0.06, 0.3 - 0.08 * g[6], 0.0]
+        pt.broad_ellipse(centre + [0, 0.16, 0], (0.32, 0.12), 1.0 - 0.2 * g[6] * depth)
+        pt.broad_ellipse(centre, (0.27 + 0.04 * g[6], 0.14 + 0.02 * g[6]), 1.0 + 0.15 * g[6] * depth)
+        pt.broad_ellipse(lm[eye].mean(0) + [0, 0.1, 0], (0.17, 0.045), 1.0 + 0.1 * g[6] * depth)
+        # AU9/AU10: the skin between the nose wing and the cheek (infraorbital triangle) bulges.
+        alar = lm[31] if side < 0 else lm[35]
+        if raise_sub > 0:
+            pt.broad_ellipse(alar + [side * 0.2, -0.16, 0], (0.14, 0.1), 1.0 + 0.14 * raise_sub * depth)
+    for side in (-1, 1):  # nose sides, darker when AU9 wrinkles them
         alar = lm[31] if side < 0 else lm[35]
         pt.broad_fill(np.array([lm[27] + [side * 0.07, 0, 0], lm[29] + [side * 0.08, 0, 0],
                                 alar + [side * 0.02, -0.03, 0], alar + [side * 0.1, -0.05, 0],
-                                lm[28] + [side * 0.16, 0, 0]]), 0.88)
+                                lm[28] + [side * 0.16, 0, 0]]), 0.88 - 0.12 * g[9] * depth)
     pt.broad_ellipse(lm[30], (0.07, 0.06), 1.08)
     pt.broad_fill(np.concatenate([lm[[48, 59, 58, 57, 56, 55, 54]],
-                                  lm[[54, 55, 56, 57, 58, 59, 48]] + [0, 0.13, 0]]), 0.88)
+                                  lm[[54, 55, 56, 57, 58, 59, 48]] + [0, 0.13, 0]]),
+                  0.88 - 0.1 * max(g[24], g[23], g[17]) * depth)
+    # AU17: the chin boss pushed up and bulging, lit on top, the mentolabial sulcus in shadow.
     chin_boss = lm[8] + [0, -0.2 - 0.05 * g[17], 0.02]
-    pt.broad_ellipse(chin_boss, (0.24, 0.12), 1.05 + 0.05 * g[17])
+    pt.broad_ellipse(chin_boss, (0.24 + 0.03 * g[17], 0.12 + 0.02 * g[17]),
+                     1.05 + 0.14 * g[17] * depth)
     under_chin = lm[4:13] + [0, 0.08, -0.3]
     pt.broad_fill(np.concatenate([under_chin, under_chin[::-1] + [0, 0.35, 0]]), 0.7)
     if g[4] > 0:  # brow knit: shadow between the lowered brows
         pt.broad_ellipse((lm[21] + lm[22]) / 2 + [0, 0.05, 0], (0.12, 0.1), 1.0 - 0.12 * g[4])
-    if g[24] > 0 or g[17] > 0:  # lip pressor / chin raiser bulge above the upper lip
-        pt.broad_ellipse(lm[51] + [0, -0.1, 0], (0.3, 0.06), 1.0 + 0.07 * max(g[24], 0.5 * g[17]))
+    # AU24 (and AU17, AU23): the skin above the pressed upper lip bulges.
+    bulge = max(g[24], 0.6 * g[23], 0.5 * g[17])
+    if bulge > 0:
+        pt.broad_ellipse(lm[51] + [0, -0.1, 0], (0.3, 0.06), 1.0 + 0.14 * bulge * depth)
+    # AU14: dimple pits beside the lip corners with a small bulge above them.
+    if g[14] > 0:
+        for corner, side in ((48, -1), (54, 1)):
+            pt.broad_ellipse(lm[corner] + [side * 0.1, -0.05, 0], (0.06, 0.09), 1.0 + 0.12 * g[14] * depth)
+            pt.broad_ellipse(lm[corner] + [side * 0.09, 0.02, 0], (0.045, 0.065), 1.0 - 0.22 * g[14] * depth)
+
+
+def _fold(pt: _Painter, points, depth: float, width: float, offset, light: float = 0.5) -> None:
+    """A skin fold: a dark crease and, `offset` (face units, 3-vector) beside it, a lit ridge."""
+    points = np.asarray(points, dtype=float)
+    pt.crease(points, depth, width)
+    if depth > 0.01:
+        _line(pt.fine, pt.p(points + np.asarray(offset)), float(1.0 + 0.3 * light * min(depth, 1.0)),
+              width * pt.px / 95)
 
 
 def _wrinkles(pt: _Painter, g: dict[int, float]) -> None:
@@ -419,52 +452,64 @@ def _wrinkles(pt: _Painter, g: dict[int, float]) -> None:
         e = lm[eye]
         outer = e[0] if side < 0 else e[3]
         lower = e[[3, 4, 5, 0]] if side < 0 else e[[0, 5, 4, 3]]
-        # Upper lid crease (always), lower-lid bulge line (AU7), infraorbital furrow (AU6).
+        # Upper lid crease (always), lower-lid bulge line (AU7, AU6), infraorbital furrow (AU6).
         upper = e[[0, 1, 2, 3]] if side < 0 else e[[3, 2, 1, 0]]
         pt.crease(upper + [0, -0.045, 0], 0.35, 1.1)
-        pt.crease(lower[1:-1] + [0, 0.05, 0], d * max(g[7], 0.6 * g[6]) * 0.8)
-        pt.crease(_bezier(e[0 if side < 0 else 3] + [side * -0.05, 0.12, 0],
-                          e.mean(0) + [0, 0.24, 0], e[3 if side < 0 else 0] + [side * 0.02, 0.14, 0], 8),
-                  d * g[6] * 0.7)
+        pt.crease(lower[1:-1] + [0, 0.05, 0], d * max(g[7], 0.8 * g[6]) * 0.8, 1.6)
+        _fold(pt, _bezier(e[0 if side < 0 else 3] + [side * -0.05, 0.13, 0],
+                          e.mean(0) + [0, 0.26, 0], e[3 if side < 0 else 0] + [side * 0.02, 0.15, 0], 8),
+              d * g[6] * 0.9, 2.2, [0, -0.03, 0])
         # AU6 crow's feet radiating from the outer eye corner.
-        for angle in (-28, 0, 26):
+        for angle in (-34, -12, 10, 32):
             a = np.deg2rad(angle + jitter.normal(0, 4))
             start = outer + [side * 0.05, 0.0, 0]
-            end = start + [side * 0.2 * np.cos(a), 0.2 * np.sin(a), -0.05]
-            pt.crease(np.array([start, end]), d * g[6] * 0.85)
-    # AU9: horizontal wrinkles across the nose bridge.
+            end = start + [side * 0.24 * np.cos(a), 0.24 * np.sin(a), -0.05]
+            pt.crease(np.array([start, end]), d * g[6] * 0.95, 2.0)
+    # AU9: horizontal wrinkles across the nose bridge and oblique ones down its sides.
     for k in range(3):
         y = lm[27, 1] + 0.08 + 0.08 * k + jitter.normal(0, 0.008)
-        pt.crease(np.array([[-0.11, y + 0.02, 0.1], [0, y - 0.015, 0.14], [0.11, y + 0.02, 0.1]]),
-                  d * g[9] * 0.9)
-    # Nasolabial furrows: always faint, deepened by AU9, AU10, AU12 (and AU6).
-    fold = 0.2 + 0.75 * max(g[12], g[10], 0.9 * g[9], 0.5 * g[6], 0.4 * g[14])
+        pt.crease(np.array([[-0.14, y + 0.025, 0.1], [0, y - 0.015, 0.14], [0.14, y + 0.025, 0.1]]),
+                  d * g[9], 2.2)
+    for side in (-1, 1):
+        for k in range(2):
+            top = lm[28] + [side * (0.07 + 0.04 * k), 0.02 + 0.06 * k, 0]
+            pt.crease(np.array([top, top + [side * 0.09, 0.12, -0.02]]), d * g[9] * 0.9, 2.0)
+    # Nasolabial furrows: always faint; the upper part (beside the nose wing) deepened most by
+    # AU10 and AU9, the whole fold by AU12 (and AU6, AU14).
+    upper_fold = 0.2 + 0.8 * max(g[10], 0.9 * g[9], g[12], 0.5 * g[6], 0.4 * g[14])
+    lower_fold = 0.2 + 0.75 * max(g[12], 0.5 * g[10], 0.5 * g[9], 0.5 * g[6], 0.4 * g[14])
     for alar, corner, side in ((31, 48, -1), (35, 54, 1)):
         start = lm[alar] + [side * 0.06, -0.05, -0.02]
         end = lm[corner] + [side * 0.1, 0.1, -0.05]
         mid = (start + end) / 2 + [side * 0.12, 0.0, 0.0]
-        pt.crease(_bezier(start, mid, end, 10), d * fold * 0.85, 1.5)
-        # AU14 dimples: short crescents lateral to the lip corners.
+        curve = _bezier(start, mid, end, 10)
+        _fold(pt, curve[:5], d * upper_fold * 0.85, 1.5 + 1.5 * max(g[10], g[9]), [side * 0.03, 0, 0])
+        _fold(pt, curve[4:], d * lower_fold * 0.85, 1.5 + 0.8 * g[12], [side * 0.03, 0, 0])
+        # AU14 dimples: crescents lateral to the lip corners.
         c = lm[corner] + [side * 0.08, -0.01, 0]
-        arc = _arc(c, (0.035, 0.07), -70 if side > 0 else 110, 70 if side > 0 else 250, 0.0, 8)
-        pt.crease(arc, d * g[14], 1.8)
+        arc = _arc(c, (0.04, 0.08), -70 if side > 0 else 110, 70 if side > 0 else 250, 0.0, 8)
+        pt.crease(arc, d * g[14], 2.6)
         # AU15: creases running down and out from the depressed corners.
         pt.crease(np.array([lm[corner] + [side * 0.03, 0.04, 0], lm[corner] + [side * 0.1, 0.2, 0]]),
                   d * g[15] * 0.9)
     # AU17: mentolabial furrow and chin-boss wrinkling (a fixed stipple per subject).
-    pt.crease(_bezier(lm[58] + [-0.05, 0.1, 0], lm[57] + [0, 0.06 + 0.03 * g[17], 0],
-                      lm[56] + [0.05, 0.1, 0], 8), 0.15 + d * g[17] * 0.8, 1.5)
+    _fold(pt, _bezier(lm[58] + [-0.05, 0.1, 0], lm[57] + [0, 0.06 + 0.03 * g[17], 0],
+                      lm[56] + [0.05, 0.1, 0], 8), 0.15 + d * g[17] * 0.85, 1.5 + 1.2 * g[17],
+          [0, 0.035, 0])
     if g[17] > 0.05:
-        dots = jitter.uniform([-0.2, 0.0], [0.2, 0.18], (14, 2))
-        base = lm[8] + [0, -0.32, 0.02]
+        dots = jitter.uniform([-0.2, 0.0], [0.2, 0.2], (18, 2))
+        base = lm[8] + [0, -0.33, 0.02]
         for dx, dy in dots:
             centre = pt.p(base + [dx, dy, 0])[0]
-            _ellipse(pt.fine, centre, (1.3 * pt.px / 95, 1.0 * pt.px / 95), 0,
-                     float(1.0 - 0.35 * d * g[17]))
-    # AU23: vertical wrinkles on the tightened lips.
-    for frac in (-0.5, -0.2, 0.2, 0.5):
+            _ellipse(pt.fine, centre, (2.0 * pt.px / 95, 1.5 * pt.px / 95), 0,
+                     float(1.0 - 0.45 * min(d * g[17], 1.0)))
+    # AU23 (and AU24 weakly): vertical wrinkles on the tightened lips.
+    lip_lines = max(g[23], 0.4 * g[24])
+    for frac in (-0.6, -0.35, -0.12, 0.12, 0.35, 0.6):
         top = lm[51] * (1 - abs(frac)) + lm[48 if frac < 0 else 54] * abs(frac)
-        pt.crease(np.array([top + [0, 0.02, 0], top + [0, 0.06, 0]]), d * g[23] * 0.6, 1.0)
+        bottom = lm[57] * (1 - abs(frac)) + lm[48 if frac < 0 else 54] * abs(frac)
+        pt.crease(np.array([top + [0, 0.015, 0], top + [0, 0.06, 0]]), d * lip_lines * 0.8, 1.5)
+        pt.crease(np.array([bottom + [0, -0.06, 0], bottom + [0, -0.015, 0]]), d * lip_lines * 0.7, 1.5)
     # Philtrum ridges.
     for side in (-1, 1):
         pt.crease(np.array([lm[33] + [side * 0.04, 0.02, 0], lm[51] + [side * 0.05, -0.03, 0]]), 0.12)
@@ -525,9 +570,12 @@ def _nose(pt: _Painter) -> None:
 def _mouth(pt: _Painter, g: dict[int, float]) -> None:
     lm, lm3, look = pt.lm, pt.lm3, pt.look
     lip = np.array(look.lip)
-    lip = lip + (pt.skin - lip) * 0.35 * max(g[24], g[23])  # pressed lips pale
+    lip = lip + (pt.skin - lip) * 0.5 * max(g[24], g[23])  # pressed, tightened lips pale
     _fill(pt.img, lm[48:60], tuple(lip * 0.9))
     _fill(pt.img, lm[[48, 60, 67, 66, 65, 64, 54, 55, 56, 57, 58, 59]], tuple(lip))
+    narrowed = max(g[23], 0.6 * g[24])
+    if narrowed > 0.05:  # AU23/AU24: less of the red shows; skin creeps in from the outline
+        _line(pt.img, lm[48:60], tuple(pt.skin * 0.97), 4.0 * narrowed * pt.px / 95, closed=True)
     gap = float(np.mean(lm3[[67, 66, 65], 1] - lm3[[61, 62, 63], 1]))
     inner = lm[[60, 61, 62, 63, 64, 65, 66, 67]]
     if gap > 0.03:
@@ -538,7 +586,7 @@ def _mouth(pt: _Painter, g: dict[int, float]) -> None:
             low = lm3[[64, 65, 66, 67, 60]]
             lower_teeth = np.concatenate([low, low[::-1] + [0, -0.05, 0]])
             _fill_clipped(pt.img, inner, pt.p(lower_teeth), (200, 210, 215))
-    _line(pt.img, lm[[60, 61, 62, 63, 64]], tuple(lip * 0.45), 1.6 * pt.px / 95)
+    _line(pt.img, lm[[60, 61, 62, 63, 64]], tuple(lip * 0.45), (1.6 + 1.6 * g[24]) * pt.px / 95)
     if gap > 0.03:
         _line(pt.img, lm[[64, 65, 66, 67, 60]], tuple(lip * 0.6), 1.0)
     # Lower-lip highlight and the corners' dark pits.

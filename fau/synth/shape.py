@@ -5,7 +5,7 @@ the image right, y grows down and z grows towards the camera (the nose tip has t
 The 2-D layout follows the proportions of an average frontal face; z is a coarse head-shape
 depth used only to approximate yaw and pitch (render.project).
 
-Index convention (0-based, iBUG-68, the one dlib's predictor and anchors-fau.md §2.1 use):
+Index convention (0-based, iBUG-68, the one dlib's 68-point predictor uses):
 jaw 0–16 (0 = image left), brows 17–21 (image left, outer→inner) and 22–26 (inner→outer),
 nose bridge 27–30 (30 = tip), lower nose 31–35, eyes 36–41 (image left: 36 outer, 39 inner)
 and 42–47 (42 inner, 45 outer), outer lips 48–59 (48/54 corners), inner lips 60–67.
@@ -56,44 +56,77 @@ class Identity:
         return asdict(self)
 
 
-# Sampling ranges: (low, high) for uniform draws around the defaults above.
-_RANGES: dict[str, tuple[float, float]] = {
-    "face_half_width": (1.08, 1.28),
-    "jaw_top": (-0.03, 0.09),
-    "chin": (1.80, 2.05),
-    "jaw_square": (-0.6, 0.6),
-    "brow_height": (0.27, 0.40),
-    "brow_arch": (0.06, 0.17),
-    "brow_inner_x": (0.15, 0.25),
-    "brow_outer_x": (0.86, 1.0),
-    "eye_half_width": (0.18, 0.22),
-    "eye_upper": (0.055, 0.085),
-    "eye_lower": (0.045, 0.065),
-    "eye_tilt": (-0.025, 0.035),
-    "nose_tip": (0.54, 0.66),
-    "nose_half_width": (0.19, 0.27),
-    "mouth_y": (1.06, 1.20),
-    "mouth_half_width": (0.39, 0.50),
-    "upper_lip": (0.085, 0.14),
-    "lower_lip": (0.16, 0.25),
+# Identity model: parameter -> (mean, standard deviation, lowest, highest), face units. Every
+# parameter is Gaussian around the average face, clipped to [lowest, highest]. The deviations
+# marked "calibrated" were set so that SynFACS faces (with SynFACS head poses) spread like real
+# faces measured with dlib's 68-point predictor on the frontal, closed-mouth faces of
+# scikit-image's LFW subset (calibration.py: `CALIBRATION_TARGET`; the test checks the match).
+# The others keep the deviation of the first SynFACS's uniform draws, whose spread matched the
+# real one already (brows, eye width). The first SynFACS spread the lower face (nose, mouth and
+# chin height, mouth width, lip height) about half as much as real faces do.
+IDENTITY_PARAMETERS: dict[str, tuple[float, float, float, float]] = {
+    "face_half_width": (1.18, 0.055, 1.0, 1.36),  # calibrated
+    "jaw_top": (0.03, 0.035, -0.06, 0.12),
+    "chin": (1.925, 0.10, 1.65, 2.2),  # calibrated
+    "jaw_square": (0.0, 0.35, -0.8, 0.8),
+    "brow_height": (0.335, 0.0375, 0.24, 0.43),
+    "brow_arch": (0.115, 0.032, 0.04, 0.19),
+    "brow_inner_x": (0.20, 0.029, 0.13, 0.27),
+    "brow_outer_x": (0.93, 0.040, 0.83, 1.03),
+    "eye_half_width": (0.20, 0.0115, 0.17, 0.23),
+    "eye_upper": (0.07, 0.013, 0.04, 0.10),  # calibrated
+    "eye_lower": (0.055, 0.009, 0.035, 0.075),  # calibrated
+    "eye_tilt": (0.005, 0.017, -0.04, 0.05),
+    "nose_tip": (0.60, 0.05, 0.46, 0.74),  # calibrated
+    "nose_half_width": (0.23, 0.026, 0.16, 0.30),  # calibrated
+    "mouth_y": (1.13, 0.065, 0.96, 1.32),  # calibrated
+    "mouth_half_width": (0.445, 0.045, 0.33, 0.56),  # calibrated
+    "upper_lip": (0.1125, 0.03, 0.05, 0.18),  # calibrated
+    "lower_lip": (0.205, 0.045, 0.11, 0.31),  # calibrated
 }
+#: nose base (landmark 33) below the nose tip: (mean, deviation, lowest, highest)
+NOSE_BASE_DROP = (0.20, 0.017, 0.16, 0.24)
+#: Shared "lower-face length" factor L ~ N(0, 1): parameter -> loading (face units per unit L).
+#: Real faces whose nose is long relative to the eye spacing also have a low mouth, a long chin
+#: and a wide jaw (correlations 0.6-0.9 between these on the LFW faces), so these parameters move
+#: together rather than independently. Calibrated with the deviations above.
+LOWER_FACE_LOADINGS: dict[str, float] = {
+    "nose_tip": 0.045, "mouth_y": 0.07, "chin": 0.10, "face_half_width": 0.045,
+}
+#: least vertical gaps (face units) kept between features after sampling
+_MIN_PHILTRUM = 0.10  # nose base (33) to the top of the upper lip (51)
+_MIN_CHIN_DROP = 0.38  # bottom of the lower lip (57) to the chin (8)
+_CLIP_Z = 2.5  # Gaussian draws are clipped to +-2.5 deviations
+
+
+def _draw(rng: np.random.Generator, mean: float, sd: float, low: float, high: float,
+          shared: float = 0.0) -> float:
+    z = float(np.clip(rng.standard_normal(), -_CLIP_Z, _CLIP_Z))
+    return float(np.clip(mean + sd * z + shared, low, high))
 
 
 def sample_identity(rng: np.random.Generator, female: bool) -> Identity:
-    """Draw a random identity: every geometric parameter uniform in its range.
+    """Draw a random identity from the calibrated model above (`IDENTITY_PARAMETERS`,
+    `LOWER_FACE_LOADINGS`), then keep a philtrum and a chin below the lips.
 
     Male faces get slightly wider, squarer jaws and lower, flatter brows on average
     (a coarse sexual-dimorphism cue so gendered subject names are not arbitrary).
     """
+    lower_face = float(np.clip(rng.standard_normal(), -_CLIP_Z, _CLIP_Z))
     values: dict[str, float | bool] = {}
-    for name, (low, high) in _RANGES.items():
-        values[name] = float(rng.uniform(low, high))
+    for name, (mean, sd, low, high) in IDENTITY_PARAMETERS.items():
+        shared = LOWER_FACE_LOADINGS.get(name, 0.0) * lower_face
+        values[name] = _draw(rng, mean, sd, low, high, shared)
     sex = -1.0 if female else 1.0
     values["jaw_square"] = float(np.clip(values["jaw_square"] + 0.25 * sex, -0.8, 0.8))
     values["face_half_width"] += 0.03 * sex
     values["brow_height"] -= 0.02 * sex
     values["brow_arch"] -= 0.015 * sex
-    values["nose_base"] = values["nose_tip"] + float(rng.uniform(0.17, 0.23))
+    values["nose_base"] = values["nose_tip"] + _draw(rng, *NOSE_BASE_DROP)
+    lip_top = values["mouth_y"] - 1.15 * values["upper_lip"]  # landmark 50, the highest lip point
+    if lip_top < values["nose_base"] + _MIN_PHILTRUM:
+        values["mouth_y"] += values["nose_base"] + _MIN_PHILTRUM - lip_top
+    values["chin"] = max(values["chin"], values["mouth_y"] + values["lower_lip"] + _MIN_CHIN_DROP)
     values["female"] = female
     return Identity(**values)
 
@@ -171,6 +204,6 @@ def eye_centres(landmarks: np.ndarray) -> np.ndarray:
 
 
 def interocular(landmarks: np.ndarray) -> np.ndarray:
-    """Distance between the eye centres (the normaliser of the landmark error, fau-models.md §1.5)."""
+    """Distance between the eye centres (the usual normaliser of landmark error)."""
     c = eye_centres(landmarks[..., :2])
     return np.linalg.norm(c[..., 0, :] - c[..., 1, :], axis=-1)

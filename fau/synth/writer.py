@@ -4,26 +4,27 @@ BP4D layout (``layout="bp4d"``; exactly what `fau.data.bp4d.load_bp4d` documents
 
     OUT/AUCoding/AU_OCC/<subject>_<task>.csv   header "0,1,2,4,...", rows frame,0|1|9,...
     OUT/images/<subject>/<task>/<frame:04d>.jpg
-    OUT/landmarks/<subject>_<task>.csv          frame,x0,y0,...,x48,y48 (49-pt, pixels)
+    OUT/landmarks/<subject>_<task>.csv          frame,x0,y0,...,x48,y48 (49-pt, pixels, tracked)
     OUT/folds.yaml                              the 3-part subject split (fau.data.folds format)
 
 Occurrence = integer intensity >= 2 (the DISFA rule, so both layouts encode the same truth).
 Unknown (9) marks an AU whose region is hidden by the frame's occluder: BP4D coders use 9 when
 they cannot see an AU, and these few 9s exercise the loader's 9 -> -1 rule. Regions are the
-JAA-Net AU centres (`fau.aus.au_centres`, anchors-fau.md §2.2); an AU is unknown when any of its
+JAA-Net AU centres (`fau.aus.au_centres`) of the true landmarks; an AU is unknown when any of its
 two centres lies under the occluder.
 
 DISFA layout (``layout="disfa"``; `fau.data.disfa.load_disfa`)::
 
     OUT/ActionUnit_Labels/<SN>/<SN>_au<k>.txt   lines frame,intensity (0-5), one file per AU
     OUT/Images_LeftCamera/<SN>/<frame:04d>.jpg  frames numbered from 1
-    OUT/Landmark_Points/<SN>.csv                frame,x0,y0,...,x65,y65 (66-pt, pixels)
+    OUT/Landmark_Points/<SN>.csv                frame,x0,y0,...,x65,y65 (66-pt, pixels, tracked)
     OUT/gender.csv                              subject,gender
     OUT/folds.yaml
 
 Both layouts also get the ground truth (`write_truth`). ``synfacs_truth.npz`` holds, per frame
 N in output order: ``subject``, ``sequence``, ``frame`` (1-based), ``path`` (relative image path),
-``landmarks`` (N, 68, 2) iBUG-68 pixels, ``intensity`` (N, 15) continuous 0-5 (what was drawn),
+``landmarks`` (N, 68, 2) true iBUG-68 pixels, ``tracked_landmarks`` (N, 68, 2) what the landmark
+files hold (the truth plus tracker-like error, `fau.synth.tracking`), ``intensity`` (N, 15) continuous 0-5 (what was drawn),
 ``labels`` (N, 15) integer 0-5 (its rounding: the DISFA-style label), ``occurrence`` (N, 15)
 1/0/-1 (the BP4D codes with 9 -> -1), ``unknown`` (N, 15), ``expressions`` (N, E) latent
 activations named by ``expression_names``, ``pose`` (N, 3) yaw/pitch/roll degrees, ``occluded``
@@ -52,14 +53,14 @@ TRUTH_NPZ = "synfacs_truth.npz"
 TRUTH_JSON = "synfacs_truth.json"
 FOLDS_FILE = "folds.yaml"
 
-#: 68-pt drop lists: 49 = no jaw, no inner-mouth corners; 66 = no inner-mouth corners
-#: (anchors-fau.md §2.1; DISFA's 66-point scheme).
+#: 68-pt drop lists: 49 = no jaw, no inner-mouth corners (the SDM/FERA 49-point layout BP4D
+#: ships); 66 = no inner-mouth corners (DISFA's 66-point scheme).
 KEEP_49: tuple[int, ...] = tuple(i for i in range(17, 68) if i not in (60, 64))
 KEEP_66: tuple[int, ...] = tuple(i for i in range(68) if i not in (60, 64))
 
 def occluded_aus(landmarks: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(15,) bool: AUs with a JAA-Net centre (`fau.aus.au_centres`, anchors-fau.md §2.2) of the
-    68-pt `landmarks` under the occluder `mask` (H, W, nonzero = hidden)."""
+    """(15,) bool: AUs with a JAA-Net centre (`fau.aus.au_centres`) of the 68-pt `landmarks`
+    under the occluder `mask` (H, W, nonzero = hidden)."""
     h, w = mask.shape
     centres = np.round(au_centres(np.asarray(landmarks, np.float32), SYNFACS_AUS)).astype(int)
     x = np.clip(centres[..., 0], 0, w - 1)

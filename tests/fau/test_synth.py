@@ -1,4 +1,5 @@
-"""SynFACS: determinism, FACS geometry, appearance cues, co-occurrence, smoothness, raw layouts."""
+"""SynFACS: determinism, FACS geometry, appearance cues, co-occurrence, smoothness, raw layouts,
+tracked landmarks."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def test_bp4d_layout_parses_with_the_loader(bp4d_tree):
     for frame in data.frames:
         i = index[(frame.subject, frame.sequence, frame.frame)]
         assert np.array_equal(frame.labels, truth["occurrence"][i])
-        np.testing.assert_allclose(frame.landmarks, truth["landmarks"][i][list(KEEP_49)], atol=0.01)
+        np.testing.assert_allclose(frame.landmarks, truth["tracked_landmarks"][i][list(KEEP_49)],
+                                   atol=0.01)
         assert frame.gender == ("female" if frame.subject.startswith("F") else "male")
     spec = load_fold_spec(bp4d_tree / "folds.yaml")
     assert spec.subjects() == set(truth["subject"])
@@ -86,7 +88,7 @@ def test_disfa_layout_parses_with_the_loader(tmp_path):
     data = load_disfa(out, aus=SYNFACS_AUS)
     assert len(data.frames) == 3 * 6 and not data.skips
     assert {f.sequence for f in data.frames} == {"left"}
-    for frame, labels, landmarks in zip(data.frames, truth["labels"], truth["landmarks"]):
+    for frame, labels, landmarks in zip(data.frames, truth["labels"], truth["tracked_landmarks"]):
         assert np.array_equal(frame.labels, (labels >= 2).astype(np.int8))
         np.testing.assert_allclose(frame.landmarks, landmarks[list(KEEP_66)], atol=0.01)
     assert {f.gender for f in data.frames} == {"female", "male"}
@@ -132,10 +134,11 @@ def test_eye_aus_narrow_the_eye_from_below():
 
 
 def test_mouth_aus_move_the_right_landmarks():
+    # Appearance AUs (AU9, 10, 14, 17, 23, 24) move little but in the FACS direction.
     neutral, moved = _moved(9)
-    assert (moved[[31, 35], 1] < neutral[[31, 35], 1] - 0.05).all()  # nose wings up
+    assert (moved[[31, 35], 1] < neutral[[31, 35], 1] - 0.02).all()  # nose wings up
     neutral, moved = _moved(10)
-    assert (moved[[50, 51, 52], 1] < neutral[[50, 51, 52], 1] - 0.05).all()  # upper lip up
+    assert (moved[[50, 51, 52], 1] < neutral[[50, 51, 52], 1] - 0.03).all()  # upper lip up
     neutral, moved = _moved(12)
     assert moved[48, 1] < neutral[48, 1] - 0.1 and moved[54, 1] < neutral[54, 1] - 0.1
     assert moved[48, 0] < neutral[48, 0] and moved[54, 0] > neutral[54, 0]  # up and out
@@ -144,11 +147,11 @@ def test_mouth_aus_move_the_right_landmarks():
     neutral, moved = _moved(15)
     assert (moved[[48, 54], 1] > neutral[[48, 54], 1] + 0.08).all()  # corners down
     neutral, moved = _moved(17)
-    assert moved[57, 1] < neutral[57, 1] - 0.05 and moved[8, 1] < neutral[8, 1]
+    assert moved[57, 1] < neutral[57, 1] - 0.03 and moved[8, 1] < neutral[8, 1]
     neutral, moved = _moved(23)
     assert moved[54, 0] - moved[48, 0] < neutral[54, 0] - neutral[48, 0]  # narrowed
     neutral, moved = _moved(24)
-    assert moved[57, 1] - moved[51, 1] < 0.8 * (neutral[57, 1] - neutral[51, 1])  # pressed thin
+    assert moved[57, 1] - moved[51, 1] < neutral[57, 1] - neutral[51, 1] - 0.05  # pressed thin
     neutral, moved = _moved(25)
     assert moved[66, 1] - moved[62, 1] > neutral[66, 1] - neutral[62, 1] + 0.1  # lips part
     neutral, moved = _moved(26)
