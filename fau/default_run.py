@@ -2,29 +2,31 @@
 
 Every registered model is trained with its ``<model>_tiny`` config on one fold of the synthetic
 data and evaluated on that fold's held-out test subjects, next to two baselines measured in the
-same run (`fau.baselines`); models with a language head (VL-FAU) add their description quality
+same run (`fau.evaluation.baselines`); models with a language head (VL-FAU) add their description quality
 (teacher-forced word top-5 accuracy, local / global, and the share of local descriptions whose
 active/inactive state matches the label; results.json also keeps one sample description).  Writes
-``OUT/results.json`` and ``OUT/f1_by_au.png`` and prints one table.  Each stage is skipped when its
-output is complete, so a second call only re-evaluates.
+``OUT/results.json`` and ``OUT/f1_by_au.png`` and returns the results; the command prints the table
+(`format_table`).  Each stage is skipped when its output is complete, so a second call only re-evaluates.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from fau.baselines import run_baselines
-from fau.train import CONFIG_DIR, train
-from shared.config import load_run_config
 from fau.data.prepare import prepare
 from fau.data.table import META_FILE, load_prepared
-from fau.evaluate import evaluate_checkpoint
+from fau.evaluation.baselines import run_baselines
+from fau.evaluation.checkpoint import evaluate_checkpoint
 from fau.models import MODELS
 from fau.synth.generate import generate
+from fau.train import train
 from shared.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
 
 RAW_DONE = "synfacs_report.json"
 #: frames per SynFACS sequence in this job (the generator's default is 48): 15 subjects × 4 tasks × 24
@@ -46,7 +48,7 @@ def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: st
                     overrides: Sequence[str], progress: bool) -> dict[str, Any]:
     """Train one model with its tiny config (resuming if interrupted) and score the test part."""
     run_dir = out / model
-    config = load_run_config(f"{model}_tiny", CONFIG_DIR, overrides)
+    config = MODELS.load_config(model, None, overrides)
     began = time.time()
     best = train(model, prepared, fold, config, run_dir, device=device, show_progress=progress)
     seconds = time.time() - began
@@ -109,14 +111,15 @@ def plot_f1(results: dict[str, dict[str, Any]], names: list[str], path: Path) ->
 def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", device: str = "auto",
                 models: Sequence[str] | None = None, overrides: Sequence[str] = (), seed: int = 0,
                 progress: bool = True) -> dict[str, Any]:
-    """The whole main job; returns the results dict also written to ``OUT/results.json``."""
+    """The whole main job; returns the results dict also written to ``OUT/results.json`` (with the
+    chart's path under ``chart``)."""
     out = Path(out)
     began = time.time()
     prepared = ensure_data(out, seed, progress)
     data = load_prepared(prepared)
     results: dict[str, dict[str, Any]] = {}
     for model in MODELS.names() if models is None else models:
-        print(f"== training {model} (tiny config, fold {fold})", flush=True)
+        log.info("== training %s (tiny config, fold %s)", model, fold)
         results[model] = train_and_score(model, prepared, fold, out, device, overrides, progress)
     results.update(run_baselines(data, fold, seed))
     names = data.columns
@@ -124,6 +127,5 @@ def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", devic
                "seconds": round(time.time() - began, 1)}
     write_json(out / "results.json", summary)
     plot_f1(results, names, out / "f1_by_au.png")
-    print(format_table(results, names))
-    print(f"results: {out / 'results.json'}  chart: {out / 'f1_by_au.png'}  ({summary['seconds']} s)")
-    return json.loads(json.dumps(summary))
+    return {**json.loads(json.dumps(summary)), "results_file": str(out / "results.json"),
+            "chart": str(out / "f1_by_au.png")}

@@ -1,13 +1,16 @@
 """AU probabilities and explanations from raw photos or aligned crops: the Python API of `fau predict`.
 
-Per image (issue 7): detect every face (dlib HOG, Haar fallback), 68 landmarks, JAA-Net similarity
-alignment (fau-models.md §1.6, §5 G5/G6) at the size the training crops were stored at, then exactly
-the evaluation input of the checkpoint (`fau.data.loader`: resize to ``data.image_size``, centre
-crop ``data.crop``, mean = std = 0.5), one batched forward for all faces, probabilities
-σ(``au_logits``), active AUs at per-AU thresholds (0.5 by default, §5 G4), and the explanations of
-§5 V12: the model's generated text (``FAUModel.describe``; VL-FAU) under ``description`` and the
-template text of the PREDICTED state (§4.6, `fau.language.targets`) under ``template_description``,
-each present only when the explanation mode asks for it and it exists.
+Per image: detect every face (dlib HOG, Haar fallback), 68 landmarks, JAA-Net similarity alignment
+(docs/fau.md, decisions 'face alignment' and 'landmarks of new photos') at the size the training
+crops were stored at, then exactly the evaluation input of the checkpoint (`fau.data.loader`: resize
+to ``data.image_size``, centre crop ``data.crop``, mean = std = 0.5), one batched forward for all
+faces, probabilities σ(``au_logits``), active AUs at per-AU thresholds (0.5 by default, decision
+'decision threshold'), and the text explanations (decision 'explanation mode'): the model's
+generated text (``FAUModel.describe``; VL-FAU) under ``description`` and the template text of the
+PREDICTED state (`fau.language.targets`) under ``template_description``, each present only when the
+explanation mode asks for it and it exists. With ``explain=True`` (``fau predict --overlay``) the
+model's attention maps come from ``model.explain`` through `shared.explain.explain`, which refuses a
+model without one by name.
 
 One image gives (the README's JSON schema)::
 
@@ -39,16 +42,18 @@ from shared.errors import UserError
 
 DECODINGS: tuple[str, ...] = ("greedy", "beam")
 DEFAULT_THRESHOLD = 0.5
-#: alignment used when the checkpoint does not record its data's (`fau prepare` defaults, §1.6)
+#: alignment used when the checkpoint does not record its data's (`fau prepare` defaults, decision 'face alignment')
 ALIGN_SIZE = 200
 BOX_ENLARGE = 2.9
+#: explanation entries holding per-AU attention maps (B, A, h, w), in the order they are looked for
+MAP_KEYS: tuple[str, ...] = ("region_maps", "dair_maps")
 #: the stages `StageTimer` accumulates, in pipeline order
 STAGES: tuple[str, ...] = ("read", "detect", "landmarks", "align", "model", "text")
-#: dlib HOG score a face must exceed (ours): the JPEG-saved astronaut's mission patch scores 0.07
+#: dlib HOG score a face must exceed (ours, docs/fau.md decision 'face detection score'): the JPEG-saved astronaut's mission patch scores 0.07
 #: (the face 1.63); 92 of 93 dlib detections on 200-px upscaled `skimage.data.lfw_subset()` faces
 #: score above 0.1. `fau.face.detect` keeps dlib's own 0.
 MIN_SCORE = 0.1
-#: what a template global sentence calls the subject: photos carry no gender label (§4.6, V9)
+#: what a template global sentence calls the subject: photos carry no gender label (decision 'gender')
 UNKNOWN_GENDER = "unknown"
 
 
@@ -84,14 +89,15 @@ class PreparedFace:
 
 @dataclass
 class FacePrediction:
-    """Model output for one face (``maps``/``centres`` are kept for the overlay, not the JSON)."""
+    """Model output for one face (``maps``/``centres``, from ``model.explain``, are kept for the overlay,
+    not the JSON)."""
 
     face: PreparedFace
     aus: dict[str, float]
     active: list[str]
     description: dict[str, Any] | None = None
     template_description: dict[str, Any] | None = None
-    maps: np.ndarray | None = None        # (A, h, w) region / attention maps
+    maps: np.ndarray | None = None        # (A, h, w) per-AU attention maps (region or DAIR maps)
     centres: np.ndarray | None = None     # (A, 2, 2) the model's AU centres in crop pixels
 
     def record(self) -> dict[str, Any]:
@@ -132,7 +138,7 @@ def load_thresholds(source: str | os.PathLike | Mapping[str, float] | None,
                     labels: Sequence[str]) -> np.ndarray:
     """Per-AU decision thresholds in `labels` order: a mapping or a YAML/JSON file ``{AU12: 0.4, ...}``.
 
-    Unlisted AUs keep 0.5 (§5 G4); an unknown AU name or a value outside (0, 1) is a `UserError`.
+    Unlisted AUs keep 0.5; an unknown AU name or a value outside (0, 1) is a `UserError`.
     """
     import yaml
 
@@ -164,7 +170,7 @@ def model_input(aligned: np.ndarray, landmarks: np.ndarray | None, image_size: i
     """The evaluation crop of an aligned face, as `fau.data.loader.AlignedFaceDataset` builds it.
 
     A square aligned image (any size) is resized to `image_size` with area interpolation when its
-    size differs, then centre-cropped to `crop` (§1.6 test crop); `landmarks` (K, 2) in aligned
+    size differs, then centre-cropped to `crop` (the test crop); `landmarks` (K, 2) in aligned
     pixels follow. Returns (uint8 crop, landmarks in crop pixels or None).
     """
     import cv2
@@ -191,7 +197,8 @@ class Predictor:
     """A loaded FAU checkpoint that predicts AUs and explanations for photos (module docstring).
 
     `thresholds`: per-AU thresholds (mapping or file, see `load_thresholds`); `explanation`:
-    generated | template | both (§5 V12); `template`: the description template file (default
+    generated | template | both; `explain`: also keep the model's attention maps (``model.explain``)
+    for overlays; `template`: the description template file (default
     facs_v1); `decoding`: greedy | beam for models with a language head; `batch_size`: faces per
     forward; `min_score` / `haar_fallback` / `max_faces` / `upsample`: face detection
     (`fau.face.detect`; the Haar fallback runs when dlib finds no face above `min_score`).
@@ -199,10 +206,12 @@ class Predictor:
 
     def __init__(self, model: torch.nn.Module, meta: Mapping[str, Any], *,
                  thresholds: str | os.PathLike | Mapping[str, float] | None = None,
-                 explanation: str = "both", template: str | os.PathLike | None = None,
+                 explanation: str = "both", explain: bool = False, template: str | os.PathLike | None = None,
                  decoding: str = "greedy", batch_size: int = 32, min_score: float = MIN_SCORE,
                  haar_fallback: bool = True, max_faces: int | None = None, upsample: int = 0) -> None:
         from fau.language.targets import check_aus, load_template
+        from shared.explain import can_explain
+        from shared.explain import explain as explain_maps
 
         if meta.get("task", "au") != "au":
             raise UserError(f"predict needs an AU checkpoint, this one is for the {meta.get('task')!r} task")
@@ -218,6 +227,9 @@ class Predictor:
         self.aus = _au_numbers(meta)
         self.thresholds = load_thresholds(thresholds, self.labels)
         self.explanation, self.decoding, self.batch_size = explanation, decoding, batch_size
+        if explain and not can_explain(model):
+            explain_maps(model, name=meta["model"])   # refuses the model by name (one line)
+        self.explain = explain
         self.template = load_template(template)
         check_aus(self.template, self.aus)
         trained_with = meta.get("template_version")
@@ -284,6 +296,7 @@ class Predictor:
         """Batched forward (``batch_size`` faces at a time), probabilities, states and explanations."""
         from fau.data.loader import normalise
         from shared.device import inference_mode
+        from shared.explain import explain
 
         timer = timer or StageTimer()
         predictions: list[FacePrediction] = []
@@ -293,8 +306,9 @@ class Predictor:
                 images = torch.stack([normalise(face.crop) for face in chunk]).to(self.device)
                 outputs = self.model(images)
                 probs = torch.sigmoid(outputs["au_logits"].float()).cpu().numpy()
-                maps = outputs.get("region_maps")
-                centres = outputs.get("region_centres")
+                explained = explain(self.model, images, name=self.meta["model"]) if self.explain else {}
+                maps = next((explained[key] for key in MAP_KEYS if key in explained), None)
+                centres = explained.get("region_centres")
                 maps = None if maps is None else maps.float().cpu().numpy()
                 centres = None if centres is None else centres.float().cpu().numpy()
             with timer("text"):
@@ -357,7 +371,7 @@ class Predictor:
 def load(checkpoint: str | os.PathLike, device: str = "auto", **options: Any) -> Predictor:
     """``fau.load(CKPT)``: rebuild the checkpoint's model on `device` and wrap it in a `Predictor`
     (keyword `options` as in `Predictor`)."""
-    from fau.evaluate import load_model
+    from fau.models import load_model
 
     model, meta = load_model(checkpoint, device)
     return Predictor(model, meta, **options)

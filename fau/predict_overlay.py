@@ -1,11 +1,11 @@
 """The per-face PNG of `fau predict --overlay DIR`: what the model saw and what it predicted.
 
 Top left: the model's input crop (aligned, resized, centre-cropped) with the 68 detected landmarks
-and the AU centres — the model's own region centres when it outputs them (ALGRNet / MGRR-Net
-``region_centres``: JAA-Net rule + learned offsets, fau-models.md §2.3), else the JAA-Net rule
+and the AU centres — the model's own region centres when its explanation has them (ALGRNet /
+MGRR-Net ``region_centres``: JAA-Net rule + learned offsets, thesis §3.2.2), else the JAA-Net rule
 centres from the detected landmarks. Top right: a bar chart of the AU probabilities, active AUs in
 red, each AU's threshold marked. Below: one panel per AU with the model's attention map for that AU
-(``region_maps``: ALGRNet/MGRR-Net region maps, VL-FAU DAIR spatial maps), min-max scaled per
+(``model.explain``: ALGRNet/MGRR-Net ``region_maps``, VL-FAU ``dair_maps``), min-max scaled per
 AU (blue low, red high), blended over the crop; the tiles are composed in NumPy into one image
 (one axes per AU made matplotlib's layout take seconds per face).
 """

@@ -40,7 +40,8 @@ def _read_report(path: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fau.evaluate import aggregate, evaluate_checkpoint, format_report
+    from fau.evaluation.checkpoint import evaluate_checkpoint
+    from fau.evaluation.report import aggregate, format_report
     from shared.errors import UserError
     from shared.io import write_json
 

@@ -3,7 +3,8 @@
 ``fau predict photo.jpg photos/ --checkpoint runs/algrnet/best.safetensors --json out.json --csv out.csv
 --overlay out/overlays`` reads the files given and every image under the folders given (recursively,
 sorted), and writes one record per image (the JSON schema of `fau.predict`; ``.jsonl`` writes JSON
-Lines), one CSV row per face, and with ``--overlay`` one PNG per face (`fau.predict_overlay`).
+Lines), one CSV row per face, and with ``--overlay`` one PNG per face (`fau.predict_overlay`) showing
+the model's own attention maps (``model.explain``; a model that does not explain is refused by name).
 Without --json/--csv the records are printed as JSON Lines.
 
 A missing, unreadable, truncated or non-image file is reported on stderr and as an ``error``
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     predictor = load(args.checkpoint, args.device, thresholds=args.threshold, explanation=args.explanation,
+                     explain=bool(args.overlay),
                      template=args.template, decoding=args.decoding, batch_size=args.batch_size,
                      min_score=MIN_SCORE if args.min_score is None else args.min_score)
     images = find_images(args.paths)

@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fau.default_run import run_default
+    from fau.default_run import format_table, run_default
 
-    run_default(args.out, args.fold, args.device, args.models, args.overrides, args.seed, not args.no_progress)
+    summary = run_default(args.out, args.fold, args.device, args.models, args.overrides, args.seed,
+                          not args.no_progress)
+    print(format_table(summary["results"], summary["labels"]))
+    print(f"results: {summary['results_file']}  chart: {summary['chart']}  ({summary['seconds']} s)")
     return 0

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="prepared dataset folder (from `fau prepare`)")
     parser.add_argument("--fold", default="part3", help="fold named by its test part (default part3)")
     parser.add_argument("--config", default=None,
-                        help="YAML path or packaged config name, e.g. algrnet_bp4d (default: <model>_tiny)")
+                        help="a dataset of the model (tiny, bp4d, disfa), a packaged config name (algrnet_bp4d) "
+                             "or a YAML path (default: the model's tiny config)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
     parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
@@ -32,12 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fau.train import CONFIG_DIR
-    from shared.config import load_run_config
+    from fau.models import MODELS
     from fau.train import train
 
     switches = [f"model.{s}=false" for s in ABLATIONS if getattr(args, f"no_{s}")]
-    config = load_run_config(args.config or f"{args.model.lower()}_tiny", CONFIG_DIR, [*args.overrides, *switches])
+    config = MODELS.load_config(args.model, args.config, [*args.overrides, *switches])
     best = train(args.model, args.data, args.fold, config, args.out, device=args.device,
                  init_from=args.init_from, show_progress=not args.no_progress, amp=not args.no_amp)
     print(f"best checkpoint: {best}")

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import torch
 
 from fau.data.raw import GENDERS
 from fau.language.targets import Template, join_phrases
+from shared.errors import UserError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS: tuple[str, ...] = (PAD, BOS, EOS, UNK)
@@ -141,3 +142,17 @@ def encode_targets(vocab: Vocabulary, entries: Sequence[dict], labels: Sequence[
     glob = [vocab.encode(entry["global"], vocab.bos, global_len) for entry in entries]
     return {"local_tokens": torch.tensor(local, dtype=torch.int64).view(len(entries), len(labels), local_len + 1),
             "global_tokens": torch.tensor(glob, dtype=torch.int64).view(len(entries), global_len + 1)}
+
+
+def language_tensors(model: Any, data: Any) -> dict[str, torch.Tensor] | None:
+    """Per-row language-target tensors of a prepared dataset (`fau.data.table.PreparedDataset`) for a
+    model whose ``has_language`` is true (VL-FAU with LLGA or GLGA), via its ``encode_language``;
+    None for the other models. The prepared targets must come from the template version the
+    model's vocabulary is built from (a one-line error otherwise)."""
+    if not getattr(model, "has_language", False):
+        return None
+    version, wanted = data.meta.get("template_version"), model.vocab.version
+    if version != wanted:
+        raise UserError(f"{data.root}: language targets were built with template {version!r}, "
+                        f"the model's vocabulary with {wanted!r} (re-run `fau prepare` or set model.language.template)")
+    return model.encode_language(data.language(), data.columns)

@@ -1,34 +1,53 @@
-"""FAU model architectures, registered by name (``--model algrnet|mgrrnet|vlfau``).
+"""FAU model architectures, registered by name (``--model algrnet|mgrrnet|vlfau``) with their configs.
 
-`build_model(name, config, num_aus, prior)` is the one constructor the trainer, evaluator, `fau info`
-and predict use; `config` is the ``model:`` section of a YAML config (``fau/configs/``).
+`build_model(name, section, num_aus, prior)` builds a registered model from the ``model:`` section
+of a YAML config (``fau/configs/``); `load_model(checkpoint, device)` rebuilds a trained one from
+its checkpoint. In Python a model is built with plain arguments, e.g.
+``ALGRNet(ALGRNetConfig(input_size=80, stem=StemConfig(unit_dim=2)), num_aus=12)``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+import torch
 
-from shared.registry import Registry
-
-MODELS: Registry = Registry("fau model")
-
-# the model modules register themselves in MODELS on import (after MODELS exists)
-from fau.models import algrnet as _algrnet  # noqa: E402,F401
-from fau.models import mgrrnet as _mgrrnet  # noqa: E402,F401
-from fau.models import vlfau as _vlfau  # noqa: E402,F401
-from fau.models.base import FAUModel  # noqa: E402
+# the model modules register themselves in MODELS on import
+from fau.models import algrnet as _algrnet  # noqa: F401
+from fau.models import mgrrnet as _mgrrnet  # noqa: F401
+from fau.models import vlfau as _vlfau  # noqa: F401
+from fau.models.base import FAUModel
+from fau.models.registry import CONFIG_DIR, MODELS
 
 
-def build_model(name: str, config: Mapping[str, Any], num_aus: int, prior: np.ndarray | None = None) -> FAUModel:
+def build_model(name: str, section: Mapping[str, Any], num_aus: int, prior: np.ndarray | None = None) -> FAUModel:
     """Build the registered model `name` from its ``model:`` config section.
 
     `num_aus` is the number of label columns (checked against the config's dataset AU set, or the
     PAU count for ALGRNet's paralysis task); `prior` is the (A, A) co-occurrence prior of the
     training folds (MGRR-Net with ``graph_init: prior``).
     """
-    return MODELS.get(name)(config=config, num_aus=num_aus, prior=prior)
+    return MODELS.get(name).cls.from_config(section, num_aus=num_aus, prior=prior)
 
 
-__all__ = ["MODELS", "FAUModel", "build_model"]
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[FAUModel, dict[str, Any]]:
+    """Rebuild a trained FAU model from its checkpoint (weights checked tensor by tensor), in eval mode
+    on `device`; returns (model, sidecar metadata)."""
+    from shared.checkpoint import load_checkpoint, load_state_strict
+    from shared.device import resolve_device
+    from shared.errors import UserError
+
+    tensors, meta = load_checkpoint(checkpoint)
+    prior = np.asarray(meta["prior"], dtype=np.float32) if meta.get("prior") is not None else None
+    model = build_model(meta["model"], meta["config"]["model"], num_aus=len(meta["labels"]), prior=prior)
+    wanted = getattr(getattr(model, "vocab", None), "version", None)
+    if wanted is not None and meta.get("template_version") not in (None, wanted):
+        raise UserError(f"{checkpoint}: trained with language template {meta['template_version']!r}, "
+                        f"but model.language.template now gives {wanted!r}")
+    load_state_strict(model, tensors, checkpoint)
+    return model.to(resolve_device(device) if isinstance(device, str) else device).eval(), meta
+
+
+__all__ = ["CONFIG_DIR", "MODELS", "FAUModel", "build_model", "load_model"]

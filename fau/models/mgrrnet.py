@@ -1,239 +1,100 @@
-"""MGRR-Net, the multi-level graph relational reasoning network (thesis Ch. 4; fau-models.md §3).
+"""MGRR-Net, the multi-level graph relational reasoning network (thesis Ch. 4).
 
-Same stem and alignment branch as ALGRNet; fixed JAA regions (e = 0.14, §5 M1) give patch
-features v_i = O_G ⊙ A_i. Then K relational layers (default 2), each with
+Same stem and alignment branch as ALGRNet (thesis §4.3.1); regions from the landmarks only, with
+JAA-Net's fixed width ratio e = 0.14, give patch features v_i = O_G ⊙ A_i (docs/fau.md, decision
+'fixed regions'). Then K relational layers (`fau.layers.relational`, thesis §4.3.2; K = 2, §4.4.1),
+each with a region-level dynamic AU graph (eq. 4.5), channel- and pixel-level multi-head GATs on O_G
+(eqs. 4.3–4.4) and hierarchical gated fusion cells (eqs. 4.6–4.8); then per-AU branch classifiers
+and an integrated head over the alignment and refined AU features (§4.3.3). Loss
+(L_au + L_int) + 0.5·L_align (eq. 4.11); prediction = mean of both probabilities.
 
-* a region-level dynamic AU graph D_G: v̄_i = W_i v_i + Σ_j A_ij W_j v_j (eq. 4.5), A learnable,
-  initialised from the co-occurrence prior (eqs. 4.1–4.2) or at random;
-* channel-level and pixel-level multi-head GATs on O_G (eqs. 4.3–4.4; D = 1024, L = 8 heads)
-  giving C_G and P_G (the pixel branch: conv3×3/s2 → MH-GAT → deconvolution, §5 M4);
-* hierarchical gated fusion cells v^{k+1}_i = GFC(v̄_i, GFC(O_G, GFC(C_G, P_G))) (eqs. 4.6–4.8);
-
-→ per-AU branch classifiers + an integrated head over the alignment and refined AU features.
-Loss (L_au + L_int) + 0.5·L_align (eq. 4.11); prediction = mean of both probabilities (§4.4.1).
-
-Ablation switches (Tab 4.6 / 4.7): ``relational.layers`` K (0 = the shared JAA-style baseline),
-``region_graph`` (D_G), ``global_feature`` (O_G), ``channel_gat`` (C_G), ``pixel_gat`` (P_G),
-``graph_init`` prior | random.
+Ablation switches (thesis Tab 4.6 / 4.7): ``relational.layers`` K (0 = the shared JAA-style baseline),
+``relational.layer.region_graph`` (D_G), ``global_feature`` (O_G), ``channel_gat`` (C_G),
+``pixel_gat`` (P_G), ``graph_init`` prior | random.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 from fau.aus import resolve_aus
-from fau.models import MODELS
-from fau.models.algrnet import GatedFusionCell
-from shared.config import Options
-from fau.models.base import (FAUModel, au_losses, build_front, integrated_head, local_head,
-                             mean_probability_logit)
-from fau.models.region import au_centre_fn
-from fau.models.stem import ConvBlocks
-from shared.errors import UserError
-from shared.layers import MultiHeadGraphAttention
-
-GRAPH_INITS = ("prior", "random")
-DIAGONALS = ("zero", "keep")
-ADJ_NORMS = ("none", "row")
-NODE_WEIGHTS = ("per_node", "shared")
-GFC_SHARING = ("per_au", "shared_global")
-
-
-class RegionGraph(nn.Module):
-    """Region-level dynamic AU graph (eq. 4.5) on (B, n·C, S, S) node maps.
-
-    A ∈ R^{n×n} is a parameter initialised from the prior A_ij = |2(P_ij - 0.5)| (asymmetric,
-    computed on the training folds, §5 M2) or U(0, 1). With ``diagonal: zero`` the self term is only
-    W_i v_i (the diagonal is masked); ``keep`` learns it. ``row`` normalises |A| by rows.
-    W_i are per-node 1×1 convs (§5 M3) or one shared 1×1 conv.
-    """
-
-    def __init__(self, channels: int, nodes: int, init: np.ndarray | None, graph_init: str, diagonal: str,
-                 norm: str, node_weights: str) -> None:
-        super().__init__()
-        if graph_init == "prior":
-            if init is None:
-                raise UserError("mgrrnet: relational.graph_init=prior needs the AU co-occurrence prior "
-                                "of the training folds (or set graph_init=random)")
-            if np.shape(init) != (nodes, nodes):
-                raise UserError(f"mgrrnet: the prior is {np.shape(init)}, expected ({nodes}, {nodes})")
-            adjacency = torch.as_tensor(np.asarray(init), dtype=torch.float32).clone()
-        else:
-            adjacency = torch.rand(nodes, nodes)
-        keep = torch.ones(nodes, nodes)
-        if diagonal == "zero":
-            keep.fill_diagonal_(0.0)
-        self.adjacency = nn.Parameter(adjacency * keep)
-        self.register_buffer("keep", keep, persistent=False)
-        self.norm, self.nodes, self.channels = norm, nodes, channels
-        self.per_node = node_weights == "per_node"
-        self.node_map = (nn.Conv2d(nodes * channels, nodes * channels, 1, groups=nodes) if self.per_node
-                         else nn.Conv2d(channels, channels, 1))
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = v.shape
-        if self.per_node:
-            mapped = self.node_map(v).view(b, self.nodes, self.channels, h, w)
-        else:
-            mapped = self.node_map(v.view(b * self.nodes, self.channels, h, w)).view(b, self.nodes, self.channels, h, w)
-        adjacency = self.adjacency * self.keep
-        if self.norm == "row":
-            adjacency = adjacency / adjacency.abs().sum(dim=1, keepdim=True).clamp_min(1e-6)
-        mixed = mapped + torch.einsum("ij,bjchw->bichw", adjacency, mapped)
-        return mixed.reshape(b, self.nodes * self.channels, h, w)
-
-
-class ChannelAttention(nn.Module):
-    """Channel-level MH-GAT (C_G): the c channels of O_G are nodes of dimension w·h, mapped to D
-    (eqs. 4.3–4.4, `shared.layers.MultiHeadGraphAttention`) and back; reshaped to O_G's shape.
-    With `downsample` the map is first reduced by conv3×3/s2 and restored by a deconvolution
-    (§4.4.1's reading of the stride-2 conv, §5 M4 flag)."""
-
-    def __init__(self, channels: int, size: int, attn_dim: int, heads: int, residual: bool, downsample: bool) -> None:
-        super().__init__()
-        side = (size + 1) // 2 if downsample else size
-        self.down = nn.Conv2d(channels, channels, 3, stride=2, padding=1) if downsample else None
-        self.up = nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1) if downsample else None
-        self.gat = MultiHeadGraphAttention(side * side, attn_dim, heads, residual=residual)
-
-    def forward(self, o_g: torch.Tensor) -> torch.Tensor:
-        x = self.down(o_g) if self.down is not None else o_g
-        out = self.gat(x.flatten(2)).view_as(x)
-        return self.up(out, output_size=o_g.shape[-2:]) if self.up is not None else out
-
-
-class PixelAttention(nn.Module):
-    """Pixel-level MH-GAT (P_G): conv3×3/s2/p1 (44 → 22) keeping c channels, the w'·h' positions are
-    nodes of dimension c (mapped to D, §5 M6), MH-GAT, then a deconvolution back to O_G's size."""
-
-    def __init__(self, channels: int, attn_dim: int, heads: int, residual: bool) -> None:
-        super().__init__()
-        self.down = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
-        self.gat = MultiHeadGraphAttention(channels, attn_dim, heads, residual=residual)
-        self.up = nn.ConvTranspose2d(channels, channels, 3, stride=2, padding=1)
-
-    def forward(self, o_g: torch.Tensor) -> torch.Tensor:
-        x = self.down(o_g)
-        b, c, h, w = x.shape
-        nodes = self.gat(x.flatten(2).transpose(1, 2))                   # (B, h·w, c)
-        return self.up(nodes.transpose(1, 2).reshape(b, c, h, w), output_size=o_g.shape[-2:])
+from fau.layers.conv import ConvBlocks
+from fau.layers.front import AlignmentConfig, RegionConfig, StemConfig, build_front, check_input_size
+from fau.layers.heads import integrated_head, local_head, mean_probability_logit
+from fau.layers.region import au_centre_fn
+from fau.layers.relational import RelationalLayer, RelationalLayerConfig
+from fau.losses import AULossConfig, au_losses
+from fau.models.base import FAUModel, check_label_count
+from fau.models.registry import MODELS
+from shared.config import bounded
 
 
 @dataclass(frozen=True)
-class LayerSettings:
-    """The ``relational.layer`` config section (one set of switches for all K layers)."""
+class RelationalConfig:
+    """``model.relational``: K layers with one set of switches."""
 
-    region_graph: bool
-    global_feature: bool
-    channel_gat: bool
-    pixel_gat: bool
-    graph_init: str
-    diagonal: str
-    norm: str
-    node_weights: str
-    attn_dim: int
-    heads: int
-    residual: bool
-    downsample: bool
-    gfc: str
-
-    @classmethod
-    def read(cls, opts: Options) -> "LayerSettings":
-        """Read and check every key of the section."""
-        return cls(
-            region_graph=opts.bool("region_graph"), global_feature=opts.bool("global_feature"),
-            channel_gat=opts.bool("channel_gat"), pixel_gat=opts.bool("pixel_gat"),
-            graph_init=opts.choice("graph_init", GRAPH_INITS), diagonal=opts.choice("adjacency_diagonal", DIAGONALS),
-            norm=opts.choice("adjacency_norm", ADJ_NORMS), node_weights=opts.choice("node_weights", NODE_WEIGHTS),
-            attn_dim=opts.int("attn_dim", minimum=1), heads=opts.int("heads", minimum=1),
-            residual=opts.bool("gat_residual"), downsample=opts.bool("channel_downsample"),
-            gfc=opts.choice("gfc", GFC_SHARING),
-        )
+    layers: int = bounded(2, minimum=0, doc="K relational layers (thesis §4.4.1, Tab 4.7)")
+    layer: RelationalLayerConfig = field(default_factory=RelationalLayerConfig)
 
 
-class RelationalLayer(nn.Module):
-    """One multi-level relational reasoning layer (§4.3.2) with its own graph, GATs and GFCs (§5 M7).
+@dataclass(frozen=True)
+class HeadConfig:
+    """``model.head``: widths of the per-AU and the integrated classifiers (JAA-Net's)."""
 
-    The GFC hierarchy is built from the enabled terms: GFC(C_G, P_G) when both GATs are on (else
-    the one that is), GFC(O_G, ·) when O_G is on, and GFC(v̄_i, ·) per AU; with no global term the
-    layer output is v̄_i.
-    """
-
-    def __init__(self, channels: int, size: int, nodes: int, prior: np.ndarray | None,
-                 settings: LayerSettings) -> None:
-        super().__init__()
-        st = settings
-        groups = nodes if st.gfc == "per_au" else 1
-        self.graph = (RegionGraph(channels, nodes, prior, st.graph_init, st.diagonal, st.norm, st.node_weights)
-                      if st.region_graph else None)
-        self.channel = (ChannelAttention(channels, size, st.attn_dim, st.heads, st.residual, st.downsample)
-                        if st.channel_gat else None)
-        self.pixel = PixelAttention(channels, st.attn_dim, st.heads, st.residual) if st.pixel_gat else None
-        self.use_global = st.global_feature
-
-        def gfc(x_groups: int, y_groups: int, out_groups: int) -> GatedFusionCell:
-            return GatedFusionCell(channels, channels, channels, x_groups, y_groups, out_groups)
-
-        both = self.channel is not None and self.pixel is not None
-        self.gfc_attention = gfc(1, 1, groups) if both else None
-        inner_groups = groups if both else 1
-        has_inner = self.channel is not None or self.pixel is not None
-        self.gfc_global = gfc(1, inner_groups, groups) if self.use_global and has_inner else None
-        global_groups = groups if self.gfc_global is not None else (1 if self.use_global else inner_groups)
-        self.gfc_region = gfc(nodes, global_groups, nodes) if (self.use_global or has_inner) else None
-
-    def forward(self, v: torch.Tensor, o_g: torch.Tensor) -> torch.Tensor:
-        v_bar = self.graph(v) if self.graph is not None else v
-        c_g = self.channel(o_g) if self.channel is not None else None
-        p_g = self.pixel(o_g) if self.pixel is not None else None
-        inner = self.gfc_attention(c_g, p_g) if self.gfc_attention is not None else (c_g if c_g is not None else p_g)
-        if self.gfc_global is not None:
-            context = self.gfc_global(o_g, inner)
-        else:
-            context = o_g if self.use_global else inner
-        return self.gfc_region(v_bar, context) if self.gfc_region is not None else v_bar
+    local_hidden: int = bounded(64, minimum=1)
+    integrated_hidden: int = bounded(512, minimum=1)
 
 
-@MODELS.register("mgrrnet")
+@dataclass(frozen=True)
+class MGRRNetConfig:
+    """The ``model:`` section of an MGRR-Net config; the defaults are ``fau/configs/mgrrnet_bp4d.yaml``."""
+
+    dataset: str = "bp4d"
+    input_size: int = bounded(176, minimum=16, doc="crop side (must equal data.crop)")
+    stem: StemConfig = field(default_factory=StemConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    region: RegionConfig = field(default_factory=lambda: RegionConfig(adaptive=False, refine=False))
+    relational: RelationalConfig = field(default_factory=RelationalConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: AULossConfig = field(default_factory=AULossConfig)
+
+    def __post_init__(self) -> None:
+        check_input_size(self.input_size, self.stem.grids)
+
+
+@MODELS.register("mgrrnet", configs={"tiny": "mgrrnet_tiny", "bp4d": "mgrrnet_bp4d", "disfa": "mgrrnet_disfa"},
+                 summary="MGRR-Net, multi-level graph relational reasoning (thesis Ch. 4)")
 class MGRRNet(FAUModel):
-    """MGRR-Net built from the ``model:`` config section (see ``fau/configs/mgrrnet_*.yaml``)."""
+    """MGRR-Net (module docstring); ``prior`` is the (A, A) co-occurrence prior of the training folds
+    (needed with ``relational.layer.graph_init: prior``)."""
 
     name = "mgrrnet"
+    Config = MGRRNetConfig
 
-    def __init__(self, config: Mapping[str, Any], num_aus: int, prior: np.ndarray | None = None) -> None:
-        opts = Options(config, "model")
-        dataset = opts.str("dataset")
-        regions = len(resolve_aus(dataset))
-        if regions != num_aus:
-            raise UserError(f"model.dataset {dataset!r} has {regions} AUs but the data has {num_aus} labels")
-        front = build_front(opts, regions, au_centre_fn(dataset))
+    def __init__(self, config: MGRRNetConfig, num_aus: int, prior: np.ndarray | None = None) -> None:
+        cfg = config
+        regions = len(resolve_aus(cfg.dataset))
+        check_label_count(self.name, cfg.dataset, regions, num_aus)
+        front = build_front(cfg.input_size, cfg.stem, cfg.alignment, cfg.region, regions, au_centre_fn(cfg.dataset))
         super().__init__(regions, front.size * 4)
-        self.dataset = dataset
+        self.config, self.dataset = cfg, cfg.dataset
         self.stem, self.alignment, self.region = front.stem, front.alignment, front.region
         u, c, size = front.unit_dim, front.channels, front.size
-
-        relational = opts.sub("relational")
-        depth = relational.int("layers", minimum=0)
-        settings = LayerSettings.read(relational.sub("layer"))
-        self.layers = nn.ModuleList(RelationalLayer(c, size, regions, prior, settings) for _ in range(depth))
-
-        # per-AU branches: JAA-style conv blocks 44 → 5, then the classifiers (§3.3 [INF])
+        self.layers = nn.ModuleList(RelationalLayer(c, size, regions, prior, cfg.relational.layer)
+                                    for _ in range(cfg.relational.layers))
+        # per-AU branches: JAA-style conv blocks 44 → 5, then the classifiers (docs/fau.md, decision
+        # 'integrated head input')
         self.branches = ConvBlocks(c, (12 * u, 16 * u, 20 * u), groups=regions)
         side = self.branches.out_size(size)
         branch_dim = self.branches.out_channels * side * side
-        head = opts.sub("head")
-        self.local_head = local_head(regions, branch_dim, head.int("local_hidden", minimum=1))
+        self.local_head = local_head(regions, branch_dim, cfg.head.local_hidden)
         self.integrated_head = integrated_head(self.alignment.feature_dim + branch_dim,
-                                               head.int("integrated_hidden", minimum=1), regions)
-        loss = opts.sub("loss")
-        self.align_weight = loss.float("align_weight", minimum=0.0)
-        self.dice_weight = loss.float("dice_weight", minimum=0.0)
-        opts.finish()
+                                               cfg.head.integrated_hidden, regions)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         self.check_images(images)
@@ -251,7 +112,14 @@ class MGRRNet(FAUModel):
                 "au_logits_integrated": integrated, "landmarks": landmarks, "region_maps": region["maps"],
                 "region_centres": region["centres"], "region_scales": region["scales"]}
 
-    def compute_losses(self, outputs: Mapping[str, torch.Tensor],
-                       batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """(L_au + L_int) + λ·L_align, eq. 4.11."""
-        return au_losses(outputs, batch, self.align_weight, self.dice_weight)
+    def training_losses(self, outputs: Mapping[str, torch.Tensor],
+                        batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """(L_au + L_int) + λ·L_align, thesis eq. 4.11."""
+        return au_losses(outputs, batch, self.config.loss.align_weight, self.config.loss.dice_weight)
+
+    def explain(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The fixed AU regions the patches are cut with: ``region_maps`` A_i (B, A, S, S),
+        ``region_centres`` (B, A, 2, 2) and ``region_scales`` (B, A) in crop pixels / width ratios,
+        and the predicted ``landmarks`` (B, 49, 2) they come from."""
+        outputs = self(images)
+        return {key: outputs[key] for key in ("region_maps", "region_centres", "region_scales", "landmarks")}

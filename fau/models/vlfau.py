@@ -1,51 +1,119 @@
-"""VL-FAU, explainable FAU recognition by vision-language joint learning (thesis Ch. 5; fau-models.md §4).
+"""VL-FAU, explainable FAU recognition by vision-language joint learning (thesis Ch. 5; the VL-FAU paper,
+"Towards End-to-End Explainable Facial Action Unit Recognition via Vision-Language Joint Learning",
+ACM MM 2024, has the same method).
 
 Swin stem → MARL: multi-scale combination (MSC, eq. 5.1) → one DAIR per AU (eqs. 5.2–5.3) →
-per-AU classifiers on the pooled refined features (L_Fau, eqs. 5.8–5.9). Two language auxiliaries:
-LLGA, one soft-attention LSTM decoder shared by all AUs that describes AU i's state from its refined
-features V̂_i (eqs. 5.7, 5.10; the AU token starts the caption, §5 V5), and GLGA, a decoder over the
-combined features V that describes the whole face (eqs. 5.4–5.6, 5.11) with an auxiliary AU
-classifier on its time-averaged attention context (L_Gau). Loss (eq. 5.12): L_Fau + L_Lgen + L_Ggen
-+ L_Gau, all weights 1. At inference only the image is needed: AU probabilities, one local
-description per AU and a global one (greedy or beam decoding), and explanations (§5 V12).
+per-AU classifiers on the pooled refined features (L_Fau, eqs. 5.8–5.9). Two language auxiliaries
+(thesis §5.3.2): LLGA, one soft-attention LSTM decoder shared by all AUs ("the local language models
+among the multiple AU branches are shared") that describes AU i's state from its refined features
+V̂_i (eqs. 5.7, 5.10; an AU token starts the caption: docs/fau.md, decision 'AU start token'), and
+GLGA, a decoder over the combined features V that describes the whole face (eqs. 5.4–5.6, 5.11)
+with an AU classifier on its time-averaged attention context (L_Gau). Loss (eq. 5.12): L_Fau +
+L_Lgen + L_Ggen + L_Gau, all weights 1. At inference only the image is needed: AU probabilities, one
+local description per AU and a global one (greedy or beam decoding), and the DAIR attention maps.
 
-Ablation switches (Tab 5.4): ``marl`` false = last Swin stage only, no MSC and no DAIR (①);
+Ablation switches (thesis Tab 5.4): ``marl`` false = last Swin stage only, no MSC and no DAIR (①);
 ``llga`` / ``glga`` false drop the local / global auxiliary (GLGA takes L_Gau with it).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from fau.aus import resolve_aus
-from fau.language.explain import EXPLANATION_MODES, description_state, explanation
+from fau.language.explain import description_state, explanation
 from fau.language.targets import check_aus, load_template
 from fau.language.vocab import Vocabulary, encode_targets
-from fau.models import MODELS
-from fau.models.base import FAUModel
-from fau.models.language_decoder import AttentionLSTMDecoder, Decoded, WordLayer
-from fau.models.losses import weighted_bce
-from fau.models.msc_dair import DAIR, LastStage, MultiScaleCombination, SwinStages
-from fau.models.stem import GroupedLinear
-from shared.config import Options
+from fau.layers.conv import GroupedLinear
+from fau.layers.language_decoder import AttentionLSTMDecoder, Decoded, WordLayer
+from fau.layers.marl import DAIR, LastStage, MultiScaleCombination, SwinStages
+from fau.losses import sequence_nll, weighted_bce
+from fau.models.base import FAUModel, check_label_count
+from fau.models.registry import MODELS
+from shared.config import bounded
 from shared.errors import UserError
 
-WEIGHT_NORMS = ("sum_to_n", "sum_to_one")
-GAU_CLASSIFIERS = ("separate", "main")
 DECODINGS = ("greedy", "beam")
 
 
-def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, pad: int) -> torch.Tensor:
-    """-1/T Σ_t log p(s_t | ...) per sequence (padding excluded), averaged over the sequences
-    (eqs. 5.10–5.11). `logits` (S, T, V), `targets` (S, T)."""
-    nll = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=pad, reduction="none")
-    mask = (targets != pad).to(nll.dtype)
-    return ((nll * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)).mean()
+@dataclass(frozen=True)
+class BackboneConfig:
+    """``model.backbone``: the timm Swin stem (`fau.layers.marl.SwinStages`)."""
+
+    name: str = "swin_base_patch4_window7_224"
+    weights: str | None = None
+    drop_path: float = bounded(0.1, minimum=0.0, maximum=1.0)
+    options: dict[str, Any] = bounded({}, doc="extra timm constructor keyword arguments")
+
+
+@dataclass(frozen=True)
+class MSCConfig:
+    """``model.msc``: the multi-scale combination (eq. 5.1)."""
+
+    channels: int = bounded(256, minimum=1, doc="per-stage 3×3 conv width")
+    grid: int = bounded(14, minimum=1, doc="common grid side")
+    dim: int = bounded(512, minimum=1, doc="d, the width of V (thesis §5.4.2)")
+
+
+@dataclass(frozen=True)
+class DAIRConfig:
+    """``model.dair``: the per-AU CBAM-style refinement (eqs. 5.2–5.3)."""
+
+    reduction: int = bounded(16, minimum=1, doc="MLP reduction ratio r")
+    spatial_kernel: int = bounded(3, minimum=1, doc="spatial conv side (thesis §5.3.1: 3×3)")
+
+    def __post_init__(self) -> None:
+        if self.spatial_kernel % 2 == 0:
+            raise ValueError(f"dair.spatial_kernel: {self.spatial_kernel} must be odd")
+
+
+@dataclass(frozen=True)
+class LanguageConfig:
+    """``model.language``: the description template and the two decoders."""
+
+    template: str = "default"
+    hidden: int = bounded(512, minimum=1, doc="h (thesis §5.4.2)")
+    embed: int = bounded(512, minimum=1)
+    attention: int = bounded(512, minimum=1)
+    dropout: float = bounded(0.5, minimum=0.0, maximum=1.0)
+    au_token: bool = True
+    shared_output: bool = True
+    local_max_len: int = bounded(40, minimum=1)
+    global_max_len: int = bounded(60, minimum=1)
+    beam: int = bounded(3, minimum=1)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``model.loss``: the weights of eq. 5.12 and the forms of L_Fau's weights and L_Gau's classifier."""
+
+    au_weight_norm: Literal["sum_to_n", "sum_to_one"] = "sum_to_n"
+    lgen_weight: float = bounded(1.0, minimum=0.0)
+    ggen_weight: float = bounded(1.0, minimum=0.0)
+    gau_weight: float = bounded(1.0, minimum=0.0)
+    gau_classifier: Literal["separate", "main"] = "separate"
+
+
+@dataclass(frozen=True)
+class VLFAUConfig:
+    """The ``model:`` section of a VL-FAU config; the defaults are ``fau/configs/vlfau_bp4d.yaml``."""
+
+    dataset: str = "bp4d"
+    input_size: int = bounded(224, minimum=16, doc="crop side (must equal data.crop)")
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    marl: bool = True
+    msc: MSCConfig = field(default_factory=MSCConfig)
+    dair: DAIRConfig = field(default_factory=DAIRConfig)
+    llga: bool = True
+    glga: bool = True
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    explanation_mode: Literal["generated", "template", "both"] = "both"
 
 
 def trim(tokens: torch.Tensor, pad: int) -> torch.Tensor:
@@ -54,91 +122,87 @@ def trim(tokens: torch.Tensor, pad: int) -> torch.Tensor:
     return tokens[:, :length]
 
 
-@MODELS.register("vlfau")
+@MODELS.register("vlfau", configs={"tiny": "vlfau_tiny", "bp4d": "vlfau_bp4d", "disfa": "vlfau_disfa"},
+                 summary="VL-FAU, vision-language joint learning with local and global descriptions (thesis Ch. 5)")
 class VLFAU(FAUModel):
-    """VL-FAU built from the ``model:`` config section (see ``fau/configs/vlfau_*.yaml``)."""
+    """VL-FAU (module docstring); ``prior`` is accepted for the common constructor and not used."""
 
     name = "vlfau"
+    Config = VLFAUConfig
 
-    def __init__(self, config: Mapping[str, Any], num_aus: int, prior: np.ndarray | None = None) -> None:
-        opts = Options(config, "model")
-        dataset = opts.str("dataset")
-        aus = resolve_aus(dataset)
-        if len(aus) != num_aus:
-            raise UserError(f"model.dataset {dataset!r} has {len(aus)} AUs but the data has {num_aus} labels")
-        crop = opts.int("input_size", minimum=16)
-        super().__init__(num_aus, crop)
-        self.aus = aus
+    def __init__(self, config: VLFAUConfig, num_aus: int, prior: np.ndarray | None = None) -> None:
+        cfg = config
+        aus = resolve_aus(cfg.dataset)
+        check_label_count(self.name, cfg.dataset, len(aus), num_aus)
+        super().__init__(num_aus, cfg.input_size)
+        self.config, self.aus = cfg, aus
 
-        backbone = opts.sub("backbone")
-        self.backbone = SwinStages(backbone.str("name"), crop, backbone.str("weights", allow_none=True),
-                                   backbone.float("drop_path", minimum=0.0, maximum=1.0),
-                                   backbone.mapping("options"))
+        backbone = cfg.backbone
+        self.backbone = SwinStages(backbone.name, cfg.input_size, backbone.weights, backbone.drop_path,
+                                   backbone.options)
         self.backbone_status = self.backbone.status
 
-        self.marl = opts.bool("marl")
-        msc, dair = opts.sub("msc"), opts.sub("dair")
-        dim, channels, grid = msc.int("dim", minimum=1), msc.int("channels", minimum=1), msc.int("grid", minimum=1)
-        reduction, kernel = dair.int("reduction", minimum=1), dair.int("spatial_kernel", minimum=1)
-        if kernel % 2 == 0:
-            raise UserError(f"config model.dair.spatial_kernel: {kernel} must be odd")
+        self.marl = cfg.marl
+        dim = cfg.msc.dim
         if self.marl:
-            self.combine: nn.Module = MultiScaleCombination(self.backbone.channels, channels, grid, dim)
-            self.dair: DAIR | None = DAIR(num_aus, dim, reduction, kernel)
+            self.combine: nn.Module = MultiScaleCombination(self.backbone.channels, cfg.msc.channels, cfg.msc.grid, dim)
+            self.dair: DAIR | None = DAIR(num_aus, dim, cfg.dair.reduction, cfg.dair.spatial_kernel)
         else:
             self.combine, self.dair = LastStage(self.backbone.channels, dim), None
         self.classifier = GroupedLinear(num_aus, dim, 1)
 
-        self.llga, self.glga = opts.bool("llga"), opts.bool("glga")
-        lang = opts.sub("language")
-        source = lang.str("template")
-        self.template = load_template(None if source == "default" else source)
+        self.llga, self.glga = cfg.llga, cfg.glga
+        lang = cfg.language
+        self.template = load_template(None if lang.template == "default" else lang.template)
         check_aus(self.template, aus)
         self.vocab = Vocabulary.from_template(self.template)
-        hidden, embed = lang.int("hidden", minimum=1), lang.int("embed", minimum=1)
-        attention, dropout = lang.int("attention", minimum=1), lang.float("dropout", minimum=0.0, maximum=1.0)
-        self.au_start = lang.bool("au_token")
-        shared_output = lang.bool("shared_output")
-        self.local_len = lang.int("local_max_len", minimum=1)
-        self.global_len = lang.int("global_max_len", minimum=1)
-        self.beam_size = lang.int("beam", minimum=1)
+        self.au_start = lang.au_token
+        self.local_len, self.global_len, self.beam_size = lang.local_max_len, lang.global_max_len, lang.beam
         pad = self.vocab.pad
 
         def decoder() -> AttentionLSTMDecoder:
-            return AttentionLSTMDecoder(dim, hidden, embed, attention, dropout)
+            return AttentionLSTMDecoder(dim, lang.hidden, lang.embed, lang.attention, lang.dropout)
 
         self.local_decoder = decoder() if self.llga else None
         self.global_decoder = decoder() if self.glga else None
         never = self.vocab.never_generated()
-        self.words = WordLayer(len(self.vocab), embed, hidden, pad, never) if self.llga or self.glga else None
-        self.global_words = (WordLayer(len(self.vocab), embed, hidden, pad, never)
-                             if self.llga and self.glga and not shared_output else None)
+        self.words = (WordLayer(len(self.vocab), lang.embed, lang.hidden, pad, never)
+                      if self.llga or self.glga else None)
+        self.global_words = (WordLayer(len(self.vocab), lang.embed, lang.hidden, pad, never)
+                             if self.llga and self.glga and not lang.shared_output else None)
 
-        loss = opts.sub("loss")
-        self.weight_norm = loss.choice("au_weight_norm", WEIGHT_NORMS)
-        self.lgen_weight = loss.float("lgen_weight", minimum=0.0)
-        self.ggen_weight = loss.float("ggen_weight", minimum=0.0)
-        self.gau_weight = loss.float("gau_weight", minimum=0.0)
-        self.gau_mode = loss.choice("gau_classifier", GAU_CLASSIFIERS)
-        self.gau_head = nn.Linear(dim, num_aus) if self.glga and self.gau_mode == "separate" else None
-        self.explanation_mode = opts.choice("explanation_mode", EXPLANATION_MODES)
-        opts.finish()
+        loss = cfg.loss
+        self.weight_norm = loss.au_weight_norm
+        self.lgen_weight, self.ggen_weight, self.gau_weight = loss.lgen_weight, loss.ggen_weight, loss.gau_weight
+        self.gau_head = nn.Linear(dim, num_aus) if self.glga and loss.gau_classifier == "separate" else None
+        self.explanation_mode = cfg.explanation_mode
 
     # --- vision -----------------------------------------------------------------------------
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``au_logits`` (B, A), ``region_maps`` (B, A, H, W) = the DAIR spatial attention (ones without
-        MARL), ``features`` V (B, N, d) and ``au_features`` V̂_i (B, A, N, d), N = H·W positions."""
+        """``au_logits`` (B, A), ``features`` V (B, N, d), ``au_features`` V̂_i (B, A, N, d), N = H·W
+        positions, and with MARL ``dair_maps`` (B, A, H, W), the DAIR spatial attention of eq. 5.3."""
         self.check_images(images)
         v = self.combine(self.backbone(images))                               # (B, d, H, W)
         b, d, h, w = v.shape
         if self.dair is not None:
             refined, maps = self.dair(v)                                      # (B, A, d, H, W)
         else:
-            refined, maps = v.unsqueeze(1).expand(b, self.num_aus, d, h, w), v.new_ones(b, self.num_aus, h, w)
+            refined, maps = v.unsqueeze(1).expand(b, self.num_aus, d, h, w), None
         logits = self.classifier(refined.mean(dim=(-2, -1))).squeeze(-1)
-        return {"au_logits": logits, "region_maps": maps, "features": v.flatten(2).transpose(1, 2),
-                "au_features": refined.flatten(3).transpose(2, 3)}
+        # (the order of these views fixes autograd's order of summing V's gradients: keep it)
+        out = {"au_logits": logits, "features": v.flatten(2).transpose(1, 2),
+               "au_features": refined.flatten(3).transpose(2, 3)}
+        if maps is not None:
+            out["dair_maps"] = maps
+        return out
+
+    def explain(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``dair_maps`` (B, A, H, W): each AU branch's DAIR spatial attention ("a spatial attention map,
+        which focuses on highly responsive muscle areas associated with the current AU", thesis
+        §5.3.1). Without MARL there is no DAIR and nothing to show: an empty dict."""
+        outputs = self(images)
+        return {"dair_maps": outputs["dair_maps"]} if "dair_maps" in outputs else {}
 
     # --- language -----------------------------------------------------------------------------
 
@@ -194,17 +258,18 @@ class VLFAU(FAUModel):
         return logits, tokens[:, 1:], averaged, keep
 
     def _gau_logits(self, z: torch.Tensor) -> torch.Tensor:
-        """L_Gau's AU classifier on z (§5 V7): its own Linear(d → A), or the main per-AU classifier."""
+        """L_Gau's AU classifier on z: its own Linear(d → A), or the main per-AU classifier ("a shared
+        linear classifier", thesis §5.3.3; docs/fau.md, decision 'L_Gau classifier')."""
         if self.gau_head is not None:
             return self.gau_head(z)
         return self.classifier(z.unsqueeze(1).expand(-1, self.num_aus, -1)).squeeze(-1)
 
-    def compute_losses(self, outputs: Mapping[str, torch.Tensor],
+    def training_losses(self, outputs: Mapping[str, torch.Tensor],
                        batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """L_Fau + L_Lgen + L_Ggen + L_Gau (eq. 5.12, config weights, 1 in the paper); the batch carries
         ``labels``, ``au_weights`` and, with the language heads, ``local_tokens`` / ``global_tokens``."""
         labels, weights = batch["labels"], batch["au_weights"]
-        if self.weight_norm == "sum_to_one":                       # eq. 5.9 as printed (§5 G8)
+        if self.weight_norm == "sum_to_one":   # eq. 5.9 as printed (docs/fau.md, decision 'class-weight normalisation')
             weights = weights / weights.sum()
         zero = outputs["au_logits"].new_zeros(())
         losses = {"fau": weighted_bce(outputs["au_logits"], labels, weights)}
@@ -264,10 +329,11 @@ class VLFAU(FAUModel):
                  "local": {} if local is None else dict(zip(labels, local[i * self.num_aus:(i + 1) * self.num_aus]))}
                 for i in range(b)]
 
-    def explain(self, outputs: Mapping[str, torch.Tensor], labels: Sequence[str], decoding: str = "greedy",
-                mode: str | None = None, genders: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """Labelled explanations per image (§5 V12): the generated text, the template text of the
-        predicted states, or both (`mode`, default the config's ``explanation_mode``)."""
+    def explain_text(self, outputs: Mapping[str, torch.Tensor], labels: Sequence[str], decoding: str = "greedy",
+                     mode: str | None = None, genders: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Labelled text explanations per image: the generated text, the template text of the
+        predicted states, or both (`mode`, default the config's ``explanation_mode``; the generated
+        text may contradict the predicted state, thesis §5.4.5: docs/fau.md, decision 'explanation mode')."""
         mode = mode or self.explanation_mode
         generated = self.describe(outputs, labels, decoding) if mode != "template" else None
         probs = torch.sigmoid(outputs["au_logits"].float()).tolist()

@@ -50,9 +50,23 @@ def test_info_with_config_and_overrides(capsys: pytest.CaptureFixture[str]) -> N
     assert "6 outputs" in capsys.readouterr().out
 
 
+def test_info_lists_models_with_their_configs_and_takes_a_dataset_key(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("algrnet", "mgrrnet", "vlfau"):
+        assert f"tiny: {name}_tiny, bp4d: {name}_bp4d, disfa: {name}_disfa" in out
+    assert main(["info", "--model", "mgrrnet", "--config", "disfa"]) == 0
+    disfa = capsys.readouterr().out
+    assert "mgrrnet_disfa.yaml, 8 outputs, input 176px" in disfa
+
+
 def test_info_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["info", "--model", "nosuchnet"]) == 2
-    assert "unknown fau model 'nosuchnet'" in capsys.readouterr().err
+    assert "--model 'nosuchnet': unknown fau model (known: algrnet, mgrrnet, vlfau)" in capsys.readouterr().err
+    assert main(["info"]) == 2
+    assert "info needs --model NAME (or --list)" in capsys.readouterr().err
+    assert main(["info", "--model", "algrnet", "--config", "fpara"]) == 2
+    assert "neither a file, a dataset of 'algrnet' (tiny, bp4d, disfa)" in capsys.readouterr().err
     assert main(["info", "--model", "algrnet", "model.region.adaptiv=false"]) == 2
     assert "unknown config key" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from fau.aus import BP4D_AUS
 from fau.language.targets import load_template
 from fau.language.vocab import Vocabulary, au_token, detokenize, encode_targets, tokenize
-from fau.models.language_decoder import AttentionLSTMDecoder, WordLayer
+from fau.layers.language_decoder import AttentionLSTMDecoder, WordLayer
 
 VOCAB, FEATURES, POSITIONS = 12, 8, 5
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2

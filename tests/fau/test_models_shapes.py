@@ -11,16 +11,16 @@ import torch
 
 from fau.aus import au_centres
 from fau.face.points import to49
+from fau.layers.alignment import AlignmentBranch
+from fau.layers.conv import ConvBlocks, GroupedLinear
+from fau.layers.convlstm import ConvLSTMCell, SkipBiLSTM
+from fau.layers.fusion import GatedFusionCell
+from fau.layers.heads import mean_probability_logit
+from fau.layers.region import RegionAttention, au_centre_fn
+from fau.layers.relational import ChannelAttention, PixelAttention, RegionGraph
+from fau.layers.stem import HMRegionStem, LocalConv2d
+from fau.losses import alignment_loss, weighted_bce, weighted_cross_entropy, weighted_dice
 from fau.models import MODELS, build_model
-from fau.models.algrnet import GatedFusionCell, SkipBiLSTM
-from fau.models.alignment import AlignmentBranch
-from fau.models.base import mean_probability_logit
-from shared.config import Options
-from fau.models.convlstm import ConvLSTMCell
-from fau.models.losses import alignment_loss, weighted_bce, weighted_cross_entropy, weighted_dice
-from fau.models.mgrrnet import ChannelAttention, PixelAttention, RegionGraph
-from fau.models.region import RegionAttention, au_centre_fn
-from fau.models.stem import ConvBlocks, GroupedLinear, HMRegionStem, LocalConv2d
 from shared.config import load_config
 from shared.errors import UserError
 
@@ -206,7 +206,7 @@ def test_paralysis_variant_outputs_grades() -> None:
     assert out["grade_logits"].shape == (3, 4) and "au_logits" not in out
     batch = {"grades": torch.tensor([[0], [3], [1]]), "grade_weights": torch.ones(4),
              "landmarks": face49().expand(3, 49, 2)}
-    losses = model.compute_losses(out, batch)
+    losses = model.training_losses(out, batch)
     assert set(losses) == {"grade", "align", "total"}
     torch.testing.assert_close(losses["total"], losses["grade"] + 0.5 * losses["align"])
 
@@ -246,8 +246,14 @@ def test_config_errors_are_one_line_user_errors() -> None:
     bad["input_size"] = 100
     with pytest.raises(UserError, match="stem grid"):
         build_model("algrnet", bad, 12)
-    with pytest.raises(UserError, match="not one of"):
-        Options({"x": "c"}, "model").choice("x", ["a", "b"])
+    config = tiny("mgrrnet")
+    config["relational"]["layer"]["graph_init"] = "zeros"
+    with pytest.raises(UserError, match=r"model.relational.layer.graph_init: 'zeros' is not one of 'prior', 'random'"):
+        build_model("mgrrnet", config, 12)
+    config = tiny("algrnet")
+    config["region"]["map"] = "jaa"     # adaptive regions need the differentiable map
+    with pytest.raises(UserError, match="region.adaptive needs region.map: gaussian"):
+        build_model("algrnet", config, 12)
     assert MODELS.names() == ["algrnet", "mgrrnet", "vlfau"]
     with pytest.raises(UserError):
         build_model("algrnet", tiny("algrnet"), 12)(torch.randn(1, 3, 64, 64))

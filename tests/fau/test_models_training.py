@@ -44,7 +44,7 @@ def build(name: str, config: dict | None = None, seed: int = 0):
 def test_gradients_reach_every_parameter(name: str) -> None:
     model = build(name)
     batch = make_batch(4)
-    losses = model.compute_losses(model(batch["image"]), batch)
+    losses = model.training_losses(model(batch["image"]), batch)
     assert {"au", "int", "align", "total"} <= set(losses)
     torch.testing.assert_close(losses["total"], losses["au"] + losses["int"] + 0.5 * losses["align"])
     losses["total"].backward()
@@ -59,7 +59,7 @@ def test_paralysis_gradients_reach_every_parameter(fusion: str) -> None:
     torch.manual_seed(0)
     model = build_model("algrnet", config, 6)
     batch = {**make_batch(4), "grades": torch.tensor([0, 1, 2, 3]), "grade_weights": torch.ones(4)}
-    model.compute_losses(model(batch["image"]), batch)["total"].backward()
+    model.training_losses(model(batch["image"]), batch)["total"].backward()
     missing = [n for n, p in model.named_parameters()
                if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
     assert not missing
@@ -74,7 +74,7 @@ def test_overfits_a_fixed_batch(name: str) -> None:
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
     for _ in range(20):
-        losses = model.compute_losses(model(batch["image"]), batch)
+        losses = model.training_losses(model(batch["image"]), batch)
         if first is None:
             first = {k: v.item() for k, v in losses.items()}
         if losses["total"].item() <= 0.1 * first["total"] and losses["au"].item() <= 0.1 * first["au"]:
@@ -107,7 +107,7 @@ def test_unknown_labels_do_not_contribute(name: str) -> None:
     with torch.no_grad():
         outputs = model(batch["image"])
     logits = {k: outputs[k].clone().requires_grad_(True) for k in ("au_logits_local", "au_logits_integrated")}
-    losses = model.compute_losses({**outputs, **logits}, batch)
+    losses = model.training_losses({**outputs, **logits}, batch)
     (losses["au"] + losses["int"]).backward()
     for tensor in logits.values():
         assert torch.all(tensor.grad[0, :5] == 0) and tensor.grad[2, 7] == 0
@@ -116,11 +116,11 @@ def test_unknown_labels_do_not_contribute(name: str) -> None:
     moved = outputs["au_logits_local"].clone()
     moved[0, :5] += 10.0
     moved[2, 7] -= 10.0
-    torch.testing.assert_close(model.compute_losses({**outputs, "au_logits_local": moved}, batch)["au"],
+    torch.testing.assert_close(model.training_losses({**outputs, "au_logits_local": moved}, batch)["au"],
                                losses["au"])
     flipped = {**batch, "labels": batch["labels"].clone()}
     flipped["labels"][1, 0] = 1 - flipped["labels"][1, 0]
-    assert model.compute_losses(outputs, flipped)["au"] != losses["au"]
+    assert model.training_losses(outputs, flipped)["au"] != losses["au"]
 
 
 def _set(config: dict, dotted: str, value) -> dict:
@@ -177,7 +177,7 @@ def test_ablation_switches_build_and_train(name: str, switches: dict) -> None:
     batch = make_batch(2)
     outputs = model(batch["image"])
     assert outputs["au_logits"].shape == (2, NUM_AUS)
-    losses = model.compute_losses(outputs, batch)
+    losses = model.training_losses(outputs, batch)
     assert torch.isfinite(losses["total"])
     losses["total"].backward()
     if switches.get("loss.dice_weight"):

@@ -1,4 +1,4 @@
-"""`fau.predict` (issue 7): raw photos and aligned crops → AU probabilities and template explanations.
+"""`fau.predict`: raw photos and aligned crops → AU probabilities and template explanations.
 
 The model is an untrained tiny ALGRNet saved like `fau train` saves one (shapes and plumbing need
 no training); the photos are scikit-image's astronaut (one face) and coffee (no face).
@@ -19,18 +19,16 @@ from fau.data.loader import AlignedFaceDataset, normalise
 from fau.data.table import PreparedDataset
 from fau.face.pipeline import FacePipeline
 from fau.language.targets import load_template
-from fau.models import build_model
+from fau.models import MODELS, build_model
 from fau.predict import Predictor, load_thresholds, model_input
-from fau.train import CONFIG_DIR
 from shared.checkpoint import save_checkpoint
-from shared.config import load_run_config
 from shared.errors import UserError
 
 
 def tiny_checkpoint(path: Path, **meta_overrides) -> Path:
     """An untrained `algrnet_tiny` (BP4D AUs) checkpoint with `fau.train.checkpoint_meta`'s layout."""
     torch.manual_seed(0)
-    config = load_run_config("algrnet_tiny", CONFIG_DIR)
+    config = MODELS.load_config("algrnet")
     model = build_model("algrnet", config["model"], num_aus=len(BP4D_AUS))
     meta = {"model": "algrnet", "config": config, "labels": au_names(BP4D_AUS), "aus": list(BP4D_AUS),
             "dataset": "bp4d", "task": "au", "fold": "part3", "prior": None, **meta_overrides}

@@ -1,4 +1,4 @@
-"""`fau predict` command (issue 7): folders, per-file errors, exit status, JSON/CSV/overlays, resume."""
+"""`fau predict` command: folders, per-file errors, exit status, JSON/CSV/overlays, resume."""
 
 import csv
 import json

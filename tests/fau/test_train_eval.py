@@ -10,11 +10,12 @@ import torch
 
 from fau.cli import main
 from fau.data.prepare import prepare
-from fau.evaluate import aggregate, evaluate_checkpoint, format_report, load_model
+from fau.evaluation.checkpoint import evaluate_checkpoint
+from fau.evaluation.report import aggregate, format_report
+from fau.models import MODELS, load_model
 from fau.synth.generate import generate
-from fau.train import CONFIG_DIR, train
-from shared.checkpoint import load_checkpoint
-from shared.config import load_run_config
+from fau.train import train
+from shared.checkpoint import load_checkpoint, load_meta
 from shared.errors import UserError
 
 FAST = ["train.epochs=2", "train.batch_size=8", "train.eval_batch_size=16"]
@@ -29,7 +30,7 @@ def prepared(tmp_path_factory):
 
 
 def _config(model, extra=()):
-    return load_run_config(f"{model}_tiny", CONFIG_DIR, [*FAST, *extra])
+    return MODELS.load_config(model, "tiny", [*FAST, *extra])
 
 
 def _weights(path):
@@ -43,8 +44,11 @@ def test_train_then_eval_writes_checkpoint_metrics_and_report(prepared, tmp_path
     _, meta = load_checkpoint(best)
     assert meta["model"] == model and meta["fold"] == "part3" and len(meta["labels"]) == 15
     assert meta["config"]["model"]["dataset"] == "synfacs"  # set from the prepared AU set
-    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and "val_f1" in json.loads(lines[0]) and "loss_align" in json.loads(lines[0])
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and "val_f1" in lines[0] and "loss_align" in lines[0]
+    # the best checkpoint is the epoch with the highest validation macro F1, its scores in the sidecar
+    assert meta["selection"]["score"] == max(line["val_f1"] for line in lines) == meta["val"]["macro"]["f1"]
+    assert meta["epoch"] == max(range(2), key=lambda e: lines[e]["val_f1"])
     report = evaluate_checkpoint(best, prepared, split="test", device="cpu")
     assert report["synthetic"] and report["frames"] == 24
     assert set(report["scores"]) == {*meta["labels"], "macro"}
@@ -88,7 +92,7 @@ def test_bad_inputs_are_one_line_errors(prepared, tmp_path, capsys):
     assert "unknown config key 'train.epoch'" in capsys.readouterr().err
     assert main(["train", "--model", "nope", "--data", str(prepared), "--config", "algrnet_tiny",
                  "--out", str(tmp_path / "x")]) == 2
-    assert "unknown fau model 'nope'" in capsys.readouterr().err
+    assert "--model 'nope': unknown fau model (known: algrnet, mgrrnet, vlfau)" in capsys.readouterr().err
     assert main(["eval", "--checkpoint", str(tmp_path / "missing.safetensors"), "--data", str(prepared)]) == 2
     assert "missing" in capsys.readouterr().err
     with pytest.raises(UserError, match="no such fold"):

@@ -11,8 +11,8 @@ import torch
 
 from fau.aus import BP4D_AUS
 from fau.language.targets import build_targets, global_sentence, load_template, local_sentences
+from fau.losses import sequence_nll
 from fau.models import build_model
-from fau.models.vlfau import sequence_nll
 from shared.config import apply_overrides, load_config
 from shared.errors import UserError
 
@@ -41,12 +41,12 @@ def make_batch(model, size: int, seed: int = 1) -> dict[str, torch.Tensor]:
             "au_weights": torch.rand(A, generator=gen) + 0.5, **model.encode_language(entries, LABELS)}
 
 
-def test_output_shapes_and_region_maps() -> None:
+def test_output_shapes_and_dair_maps() -> None:
     model = build()
     out = model(make_batch(model, 2)["image"])
     assert out["au_logits"].shape == (2, A)
-    assert out["region_maps"].shape == (2, A, 8, 8)
-    assert ((out["region_maps"] >= 0) & (out["region_maps"] <= 1)).all()
+    assert out["dair_maps"].shape == (2, A, 8, 8)
+    assert ((out["dair_maps"] >= 0) & (out["dair_maps"] <= 1)).all()
     assert out["features"].shape == (2, 64, 32) and out["au_features"].shape == (2, A, 64, 32)
     with pytest.raises(UserError, match="expected images"):
         model(torch.zeros(1, 3, 80, 80))
@@ -59,7 +59,7 @@ def test_unknown_labels_are_masked_out_of_every_loss() -> None:
     assert unknown.any() and (batch["local_tokens"][unknown] == model.vocab.pad).all()
     out = model(batch["image"])
     features = out["au_features"].detach().requires_grad_(True)
-    losses = model.compute_losses({**out, "au_features": features}, batch)
+    losses = model.training_losses({**out, "au_features": features}, batch)
     (grad,) = torch.autograd.grad(losses["lgen"], features)
     assert (grad[unknown] == 0).all() and (grad[~unknown] != 0).any()
     # L_Lgen is the mean over known (image, AU) pairs of their per-token NLL (eq. 5.10)
@@ -77,7 +77,7 @@ def test_unknown_labels_are_masked_out_of_every_loss() -> None:
 def test_gradients_reach_each_loss_parameters(loss: str, modules: list[str]) -> None:
     model = build()
     batch = make_batch(model, 4)
-    losses = model.compute_losses(model(batch["image"]), batch)
+    losses = model.training_losses(model(batch["image"]), batch)
     assert set(losses) == {"fau", "lgen", "ggen", "gau", "total"}
     torch.testing.assert_close(losses["total"], losses["fau"] + losses["lgen"] + losses["ggen"] + losses["gau"])
     losses[loss].backward()
@@ -89,7 +89,7 @@ def test_gradients_reach_each_loss_parameters(loss: str, modules: list[str]) -> 
 def test_total_loss_reaches_every_parameter() -> None:
     model = build()
     batch = make_batch(model, 4)
-    model.compute_losses(model(batch["image"]), batch)["total"].backward()
+    model.training_losses(model(batch["image"]), batch)["total"].backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not missing
 
@@ -101,7 +101,7 @@ def test_overfits_16_images() -> None:
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
     first = last = None
     for _ in range(80):
-        losses = model.compute_losses(model(batch["image"]), batch)
+        losses = model.training_losses(model(batch["image"]), batch)
         first = first or {k: v.item() for k, v in losses.items()}
         last = {k: v.item() for k, v in losses.items()}
         if last["total"] <= 0.1 * first["total"]:
@@ -122,7 +122,7 @@ def test_ablation_switches(switch: str, gone: set[str], kept: set[str]) -> None:
     model = build(switch)
     batch = make_batch(model, 2)
     out = model(batch["image"])
-    losses = model.compute_losses(out, batch)
+    losses = model.training_losses(out, batch)
     assert set(losses) == kept | {"total"}
     assert all(getattr(model, name) is None for name in gone)
     losses["total"].backward()
@@ -140,14 +140,14 @@ def test_describe_and_explanation_modes() -> None:
             described = model.describe(out, LABELS, decoding)
             assert len(described) == 2 and set(described[0]["local"]) == set(LABELS)
             assert all(isinstance(t, str) for d in described for t in [d["global"], *d["local"].values()])
-        both = model.explain(out, LABELS)
+        both = model.explain_text(out, LABELS)
         assert set(both[0]) == {"generated", "template"}
         assert both[0]["generated"] == model.describe(out, LABELS)[0]
         states = (torch.sigmoid(out["au_logits"][0]) >= 0.5).long().tolist()
         assert both[0]["template"]["local"] == local_sentences(states, BP4D_AUS, template)
         assert both[0]["template"]["global"] == global_sentence(states, BP4D_AUS, "unknown", template)
-        assert set(model.explain(out, LABELS, mode="template")[0]) == {"template"}
-        assert set(model.explain(out, LABELS, mode="generated")[0]) == {"generated"}
+        assert set(model.explain_text(out, LABELS, mode="template")[0]) == {"template"}
+        assert set(model.explain_text(out, LABELS, mode="generated")[0]) == {"generated"}
         with pytest.raises(UserError, match="decoding"):
             model.describe(out, LABELS, "sample")
 
@@ -155,8 +155,8 @@ def test_describe_and_explanation_modes() -> None:
 def test_weight_norm_option_scales_the_au_loss() -> None:
     batch = make_batch(build(), 2)
     n, one = build(), build("model.loss.au_weight_norm=sum_to_one")
-    fau_n = n.compute_losses(n(batch["image"]), batch)["fau"]
-    fau_one = one.compute_losses(one(batch["image"]), batch)["fau"]
+    fau_n = n.training_losses(n(batch["image"]), batch)["fau"]
+    fau_one = one.training_losses(one(batch["image"]), batch)["fau"]
     torch.testing.assert_close(fau_one * batch["au_weights"].sum(), fau_n)
 
 
@@ -178,8 +178,9 @@ def test_backbone_loads_only_a_local_safetensors_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("option", ["model.language.shared_output=false", "model.loss.gau_classifier=main",
                                     "model.language.au_token=false"])
 def test_language_options_train_and_save(option: str, tmp_path: Path) -> None:
-    """Separate W^s per decoder (§5 V6), L_Gau through the main classifier (§5 V7), <bos> instead of
-    the AU token (§5 V5): all train and save as safetensors checkpoints."""
+    """Separate W^s per decoder, L_Gau through the main classifier, <bos> instead of the AU token
+    (docs/fau.md, decisions 'shared output projection', 'L_Gau classifier', 'AU start token'): all
+    train and save as safetensors checkpoints."""
     from shared.checkpoint import save_checkpoint
 
     model = build(option)
@@ -188,6 +189,6 @@ def test_language_options_train_and_save(option: str, tmp_path: Path) -> None:
     assert (model.gau_head is None) == (option == "model.loss.gau_classifier=main")
     starts = batch["local_tokens"][:, :, 0][batch["labels"] >= 0]
     assert bool((starts == model.vocab.bos).all()) == (option == "model.language.au_token=false")
-    model.compute_losses(model(batch["image"]), batch)["total"].backward()
+    model.training_losses(model(batch["image"]), batch)["total"].backward()
     assert all(p.grad is not None for p in model.parameters())
     save_checkpoint(tmp_path / "m", model.state_dict(), {"model": "vlfau", "config": {}})

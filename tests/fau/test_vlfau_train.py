@@ -13,12 +13,10 @@ from fau.cli import main
 from fau.data.loader import AlignedFaceDataset
 from fau.data.prepare import prepare
 from fau.data.table import load_prepared
-from fau.evaluate import language_tensors, load_model
-from fau.models import build_model
+from fau.language.vocab import language_tensors
+from fau.models import MODELS, build_model, load_model
 from fau.synth.generate import generate
-from fau.train import CONFIG_DIR
 from shared.checkpoint import load_checkpoint
-from shared.config import load_run_config
 from shared.errors import UserError
 
 from .test_info_command import counts
@@ -34,7 +32,7 @@ def prepared(tmp_path_factory):
 
 def vlfau(data):
     torch.manual_seed(0)
-    config = load_run_config("vlfau_tiny", CONFIG_DIR, ["model.dataset=synfacs"])
+    config = MODELS.load_config("vlfau", "tiny", ["model.dataset=synfacs"])
     return build_model("vlfau", config["model"], len(data.columns))
 
 
@@ -42,7 +40,7 @@ def test_train_and_eval_report_description_quality(prepared, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--model", "vlfau", "--data", str(prepared), "--config", "vlfau_tiny", "--out", str(run),
                  "--no-progress", "train.epochs=1", "train.batch_size=8"]) == 0
-    assert "vlfau backbone: random init" in capsys.readouterr().out
+    assert "vlfau backbone: random init" in capsys.readouterr().err
     _, meta = load_checkpoint(run / "best")
     assert meta["model"] == "vlfau" and meta["template_version"] == "facs_v1"
     assert "loss_lgen" in json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
@@ -89,7 +87,7 @@ def test_loader_adds_language_targets_only_when_asked_and_cutout(prepared):
     assert torch.equal(item["local_tokens"], extras["local_tokens"][rows[1]])
     holes = (item["image"] != base["image"]).any(dim=0)
     assert holes.any() and (item["image"][:, holes] == 0).all() and int(holes.sum()) <= 16 * 16
-    algrnet = load_run_config("algrnet_tiny", CONFIG_DIR, ["model.dataset=synfacs"])["model"]
+    algrnet = MODELS.load_config("algrnet", "tiny", ["model.dataset=synfacs"])["model"]
     assert language_tensors(build_model("algrnet", algrnet, 15), data) is None
 
 
@@ -104,7 +102,7 @@ def test_info_counts_vlfau_modules(capsys):
     assert main(["info", "--model", "vlfau"]) == 0
     rows = counts(capsys.readouterr().out)
     torch.manual_seed(0)
-    model = build_model("vlfau", load_run_config("vlfau_tiny", CONFIG_DIR)["model"], 12, prior=np.zeros((12, 12)))
+    model = build_model("vlfau", MODELS.load_config("vlfau")["model"], 12, prior=np.zeros((12, 12)))
     assert rows.pop("total") == sum(p.numel() for p in model.parameters())
     assert rows == {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_children()}
     assert {"backbone", "combine", "dair", "local_decoder", "global_decoder", "words", "gau_head"} <= set(rows)

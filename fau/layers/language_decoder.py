@@ -1,16 +1,20 @@
-"""The soft-attention LSTM decoder of VL-FAU's language auxiliaries (fau-models.md §4.4–4.5), in the
-"Show, Attend and Tell" style: teacher forcing for training, greedy and beam decoding for inference.
+"""The soft-attention LSTM decoder of VL-FAU's language auxiliaries, "similar to image captioning
+(Ge et al., 2019; Xu et al., 2015)" (thesis §5.3.2): teacher forcing for training, greedy and beam
+decoding for inference.
 
 One step, from the previous word s_{i-1} and state (h_{i-1}, c_{i-1}) over features V (B, N, d):
 
     α_i = softmax_N(W^a ReLU(W^v V + W^h h_{i-1}))                                   (eq. 5.4)
-    (h_i, c_i) = LSTMCell([E(s_{i-1}) : α_i V], (h_{i-1}, c_{i-1}))                 (eq. 5.5, §5 V4)
+    (h_i, c_i) = LSTMCell([E(s_{i-1}) : α_i V], (h_{i-1}, c_{i-1}))                 (eq. 5.5)
     p(s_i) = softmax(W^s dropout(h_i))                                              (eq. 5.6)
 
-with h_0, c_0 linear maps of mean(V) (§4.4). The word embedding E and the output projection W^s
-live in a `WordLayer` the caller passes in, so the global and the local decoder can share one
-(§5 V6: "a shared learnable parameter W^s"). Token sequences are ``[start, w_1, ..., <eos>, <pad>...]``
-as `fau.language.vocab` encodes them.
+Eq. 5.5 as printed feeds [α_i V : h_{i-1}] and no previous word although the losses (eqs. 5.10–5.11)
+condition on s_[0:t-1]; we feed the previous word's embedding as "Show, Attend and Tell" does
+(ours: docs/fau.md, decision 'previous word input'), with h_0, c_0 linear maps of mean(V) and
+dropout before W^s (decision 'decoder details'). The word embedding E and the output projection
+W^s live in a `WordLayer` the caller passes in, so the global and the local decoder can share one
+("a shared learnable parameter W^s", eq. 5.6; decision 'shared output projection'). Token
+sequences are ``[start, w_1, ..., <eos>, <pad>...]`` as `fau.language.vocab` encodes them.
 """
 
 from __future__ import annotations
@@ -117,7 +121,8 @@ class AttentionLSTMDecoder(nn.Module):
     @torch.no_grad()
     def beam(self, features: torch.Tensor, start: torch.Tensor, max_len: int, words: WordLayer,
              eos: int, pad: int, size: int) -> Decoded:
-        """Beam search (§4.4: "can use beam search"; §5 V10: beam 3) of at most `max_len` tokens: keeps
+        """Beam search (thesis §5.3.2: "the beam search ... can be used"; width: docs/fau.md, decision
+        'decoding lengths') of at most `max_len` tokens: keeps
         the `size` best prefixes by summed log-probability; a finished prefix (``<eos>``) keeps its
         score and is extended only by ``<pad>``; returns the best of the final beam (no length
         normalisation, so scores compare with greedy decoding directly)."""

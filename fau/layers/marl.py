@@ -1,4 +1,4 @@
-"""VL-FAU's multi-level AU representation learning (MARL, fau-models.md §4.1–4.2): the Swin stem,
+"""VL-FAU's multi-level AU representation learning (MARL, thesis §5.3.1): the Swin stem, the
 multi-scale combination (MSC, eq. 5.1) and one dual-level AU individual refinement (DAIR,
 eqs. 5.2–5.3) per AU branch.
 """
@@ -22,7 +22,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class SwinStages(nn.Module):
     """A timm Swin Transformer returning its four stage maps (B, C_s, H_s, W_s), s = 1..4.
 
-    `name` is any timm Swin (``swin_base_patch4_window7_224`` in the paper config, §4.1); `options`
+    `name` is any timm Swin (``swin_base_patch4_window7_224`` in the paper config: "Swin-Transformer-
+    base", thesis §5.4.2; ImageNet-1k or -22k is unstated, docs/fau.md, decision 'Swin variant'); `options`
     are extra constructor kwargs (the tiny config shrinks embed_dim / depths / heads / window).
     Never downloads: ImageNet weights come only from the local ``.safetensors`` file `weights`
     (timm key layout; the classifier head is dropped), otherwise the stem is randomly initialised
@@ -73,7 +74,8 @@ class SwinStages(nn.Module):
 class MultiScaleCombination(nn.Module):
     """MSC, eq. 5.1: V = W^m [Conv(V^s_1) : ... : Conv(V^s_4)] on a common `grid` × `grid` map.
 
-    One 3×3 conv per stage to `channels` (§5 V2); stages larger than the grid are average-pooled
+    One 3×3 conv per stage to `channels` (the thesis gives neither the channels nor the common grid:
+    docs/fau.md, decision 'MSC grid'); stages larger than the grid are average-pooled
     to it before their conv (cheaper than convolving at full size), smaller ones are convolved and
     then bilinearly upsampled. W^m is a linear map (1×1 conv) from 4·`channels` to `dim` = d.
     """
@@ -108,7 +110,8 @@ class LastStage(nn.Module):
 
 
 class DAIR(nn.Module):
-    """Dual-level AU individual refinement, one CBAM-style block per AU branch (eqs. 5.2–5.3, §5 V3).
+    """Dual-level AU individual refinement, one CBAM-style block per AU branch (thesis §5.3.1,
+    eqs. 5.2–5.3; details: docs/fau.md, decision 'DAIR details').
 
     Channel level: V̄_i = σ(MLP_i(maxpool V) + MLP_i(avgpool V)) ⊙ V, one MLP (d → d/r → d, ReLU)
     per AU shared by the two paths. Spatial level: V̂_i = σ(Conv_i([max_c V̄_i : avg_c V̄_i])) ⊙ V̄_i

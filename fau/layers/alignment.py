@@ -1,8 +1,12 @@
-"""Face-alignment branch shared by ALGRNet and MGRR-Net (fau-models.md §2.2, JAA-Net ``AlignNet``).
+"""Face-alignment branch shared by ALGRNet and MGRR-Net.
 
-Three conv blocks with max-pooling on the stem feature (`ConvBlocks`, widths 12u/16u/20u:
-44 → 5, a 4000-d feature for u = 8), then FC 4000 → 64u (512) → FC → 2m (m = 49 landmarks).
-The landmarks are returned in crop pixel coordinates; the loss is `losses.alignment_loss` (eq. 3.1).
+"An efficient landmark extraction network after the stem network ... including three convolutional
+layers connected to a max-pooling layer" (thesis §3.2.2; "three convolutional blocks", §4.3.1),
+with the parameters of JAA-Net's ``AlignNet`` (thesis §3.3.2: "the same as Shao et al. (2021)"):
+three conv blocks with max-pooling on the stem feature (`ConvBlocks`, widths 12u/16u/20u: 44 → 5,
+a 4000-d feature for u = 8), then FC 4000 → 512 → FC → 2m (m = 49 landmarks, thesis §3.3.2).
+The landmarks are returned in crop pixel coordinates; the loss is `fau.losses.alignment_loss`
+(thesis eq. 3.1).
 """
 
 from __future__ import annotations
@@ -10,15 +14,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fau.models.stem import ConvBlocks
+from fau.layers.conv import ConvBlocks
 
 
 class AlignmentBranch(nn.Module):
     """Landmark regressor; `forward(F)` → (feature (B, feat_dim), landmarks (B, m, 2) in pixels).
 
-    The last FC predicts pixel offsets from the crop centre, x = crop/2 + raw [ours: JAA-Net regresses
-    pixels directly; the constant shift only starts every landmark at the centre instead of at the
-    corner, and keeps JAA-Net's gradient scale, so the paper's SGD lr 0.01 stays stable].
+    The last FC predicts pixel offsets from the crop centre, x = crop/2 + raw (ours: JAA-Net regresses
+    pixels directly; the shift only starts every landmark at the centre instead of the corner, see
+    docs/fau.md, decision 'landmark output offset').
     """
 
     def __init__(self, in_channels: int, feature_size: int, unit_dim: int, hidden: int,

@@ -1,17 +1,22 @@
 """AU region attention: JAA-Net centres from landmarks, and ALGRNet's adaptive region learning.
 
-fau-models.md §2.3 (ALGRNet §3.2.2) and §3.1 (MGRR-Net, fixed regions):
+ALGRNet (thesis §3.2.2): "we first use the same rules in Shao et al. (2021) to get the locations of
+target muscle area centers based on the detected landmarks and then update the locations by adding
+the learned offsets"; "two networks containing two fully-connected layers" give the offsets
+O = {o_1..o_2n} and the scaling factors E = {e_1..e_n}, e_i "the width ratio between the region of
+AU_i and whole feature map", and "an approximate Gaussian attention distribution" is drawn per AU
+region. MGRR-Net (thesis §4.3.1) uses the landmark rule alone.
 
 * centres: the JAA-Net rule (`fau.aus.au_centres`, two centres per AU) on the predicted landmarks,
   or the paralysis-AU definitions of `fau.data.fpara` for the FPara task;
-* adaptive (ALGRNet): two 2-layer FC networks on the alignment feature predict per-AU offsets
-  O (|O| = 2n: (dx, dy) per AU) and scaling factors E (e_i, the region-to-map width ratio), with
-  o = tanh(·)·o_max·crop and e = 0.14·exp(0.5·tanh(·)) (or a sigmoid into [e_min, e_max]);
-  non-adaptive ("w/o Ada", MGRR-Net): offsets 0 and e = 0.14;
+* adaptive: two FC → ReLU → FC networks on the alignment feature predict one (dx, dy) per AU and
+  e_i, with o = tanh(·)·o_max·crop and e = 0.14·exp(0.5·tanh(·)) (or a sigmoid into [e_min, e_max])
+  (ours: docs/fau.md, decisions 'offset layout' and 'differentiable region maps');
+  non-adaptive ("w/o Ada", thesis Tab 3.5; MGRR-Net): offsets 0 and JAA-Net's fixed e = 0.14;
 * maps: a differentiable Gaussian per centre pair on the stem grid, σ_i = e_i · size / 2
   (`fau.aus.gaussian_attention`), or JAA-Net's L1 fall-off map (`fau.aus.attention_maps`, fixed
   regions only), optionally refined per AU by JAA-Net's ``LocalAttentionRefine`` (4 conv3×3 +
-  sigmoid).
+  sigmoid; docs/fau.md, decision 'attention refinement').
 """
 
 from __future__ import annotations
@@ -53,8 +58,9 @@ def pau_centre_fn(defs: PAUDefinitions) -> CentreFn:
 
 class AttentionRefine(nn.Module):
     """JAA-Net ``LocalAttentionRefine``: per region, conv3×3 (1 → w → w → w → 1) with BN/ReLU and a
-    final sigmoid, batched as grouped convs; padding 1 keeps the map size [ours: JAA-Net draws on a
-    52×52 grid and uses valid convs to reach 44; we draw directly on the stem grid]."""
+    final sigmoid, batched as grouped convs; padding 1 keeps the map size (ours: JAA-Net draws on a
+    52×52 grid and uses valid convs to reach 44; we draw directly on the stem grid, see docs/fau.md,
+    decision 'attention refinement')."""
 
     def __init__(self, regions: int, width: int) -> None:
         super().__init__()

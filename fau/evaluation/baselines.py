@@ -1,4 +1,4 @@
-"""Two reference points measured in the same run as the models (issue: `make train-fau` table).
+"""Two non-neural reference points measured in the same run as the models (the `make train-fau` table).
 
 * ``majority``: every AU predicted as its most frequent training value (probability = the
   training occurrence rate, so AUC is 0.5 and F1 is 0 for AUs active less than half the time).

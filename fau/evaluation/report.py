@@ -1,0 +1,80 @@
+"""Reports of `fau eval`: three folds aggregated as mean ± std, the published F1 beside ours on the
+real datasets (BP4D / DISFA; thesis Tabs 3.2–3.3, 4.2, 4.4, 5.1–5.2), and the plain-text tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+from fau.evaluation.language import LANGUAGE_METRICS
+from shared.errors import UserError
+
+PAPER_RESULTS = Path(__file__).resolve().parents[1] / "results" / "paper_f1.yaml"
+REAL_DATASETS = ("bp4d", "disfa")
+
+
+def paper_f1(dataset: str | None, model: str, aus: Sequence[int] | None = None) -> dict[str, float] | None:
+    """The published per-AU F1 (%) of `model` on a real dataset (evaluated on its AU set), or None."""
+    table = yaml.safe_load(PAPER_RESULTS.read_text())
+    if dataset not in table or model not in table[dataset]:
+        return None
+    if aus is not None and list(aus) != list(table[dataset]["aus"]):
+        return None
+    return {f"AU{au}": value for au, value in zip(table[dataset]["aus"], table[dataset][model])}
+
+
+def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over folds of every per-AU and macro score (values in %)."""
+    if not reports:
+        raise UserError("--aggregate needs at least one report")
+    names = [n for n in reports[0]["scores"]]
+    models = {r["model"] for r in reports}
+    datasets = {r["dataset"] for r in reports}
+    if len(models) > 1 or len(datasets) > 1:
+        raise UserError(f"--aggregate: reports mix models {sorted(models)} / datasets {sorted(map(str, datasets))}")
+    out: dict[str, Any] = {"model": reports[0]["model"], "dataset": reports[0]["dataset"],
+                           "folds": [r["fold"] for r in reports], "scores": {}}
+    for name in names:
+        out["scores"][name] = {}
+        for metric in ("f1", "accuracy", "auc"):
+            values = np.array([100.0 * r["scores"][name][metric] for r in reports], dtype=np.float64)
+            out["scores"][name][metric] = {"mean": float(np.nanmean(values)) if np.isfinite(values).any() else float("nan"),
+                                           "std": float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")}
+    real = not any(r.get("synthetic", True) for r in reports)
+    if real and out["dataset"] in REAL_DATASETS:
+        out["paper_f1"] = paper_f1(out["dataset"], out["model"], reports[0].get("aus"))
+    return out
+
+
+def format_report(report: Mapping[str, Any]) -> str:
+    """A plain-text table of one report (single fold) or an aggregate (mean ± std, paper column)."""
+    scores = report["scores"]
+    paper = report.get("paper_f1") or {}
+    lines = [f"{report['model']} on {report.get('dataset')} "
+             + (f"fold {report['fold']} ({report['frames']} frames)" if "fold" in report else f"folds {', '.join(report['folds'])}")]
+    header = f"{'AU':<8}{'F1':>14}{'Acc':>14}{'AUC':>14}" + (f"{'paper F1':>10}" if paper else "")
+    lines.append(header)
+    for name, values in scores.items():
+        cells = []
+        for metric in ("f1", "accuracy", "auc"):
+            value = values[metric]
+            cells.append(f"{value['mean']:6.1f} ± {value['std']:4.1f}" if isinstance(value, dict) else f"{100 * value:13.1f}")
+        paper_cell = ""
+        if paper:
+            paper_value = paper.get(name, float(np.mean(list(paper.values()))) if name == "macro" else None)
+            paper_cell = f"{paper_value:10.1f}" if paper_value is not None else f"{'':>10}"
+        lines.append(f"{name:<8}" + "".join(f"{c:>14}" for c in cells) + paper_cell)
+    language = report.get("language")
+    if language:
+        names = {"word_top5_local": "word top-5 accuracy, local", "word_top5_global": "word top-5 accuracy, global",
+                 "description_state": "local descriptions with the labelled state"}
+        lines += [f"{names[key]}: {100 * language[key]:.1f}%" for key in LANGUAGE_METRICS if key in language]
+        sample = language.get("sample")
+        if sample:
+            lines.append(f"sample global: {sample['global']}")
+            lines += [f"sample {label}: {text}" for label, text in list(sample["local"].items())[:2]]
+    return "\n".join(lines)
