@@ -5,7 +5,7 @@ For each model in `fau.models.MODELS` and each config — the tiny CPU variant (
 12) and the paper config (``<model>_bp4d``, 12 AUs) — on random images of the config's crop size
 (``data.crop``, normalised range [-1, 1]) with random labels and landmarks:
 
-* training: forward, ``compute_losses(outputs, batch)["total"]`` backward and an SGD step
+* training: forward, ``training_losses(outputs, batch)["total"]`` backward and an SGD step
   (the trainer's optimizer: the config's lr / momentum / Nesterov / weight decay) at the config's
   ``train.batch_size`` (or ``--train-batch``), paper configs at most ``--paper-train-batch`` (16:
   VL-FAU's paper batch of 64 at 224 px with both decoders needs more than 24 GiB of activations);
@@ -14,7 +14,7 @@ For each model in `fau.models.MODELS` and each config — the tiny CPU variant (
 
 MGRR-Net gets a uniform 0.5 co-occurrence prior (A, A); VL-FAU's batches carry the template language
 targets (`fau.language.targets`) of the random labels, so its step includes both decoders.  The reference measured in the same run
-is the landmark baseline (`fau.baselines.LandmarkBaseline`, per-AU logistic regression on 98-d
+is the landmark baseline (`fau.evaluation.baselines.LandmarkBaseline`, per-AU logistic regression on 98-d
 landmark features): its fit and predict_proba throughput on ``--baseline-samples`` random rows.
 The table's ratio columns are model images/s ÷ baseline fit images/s (training) and
 ÷ baseline predict images/s (inference).  Throughput is the batch size over the median seconds
@@ -37,10 +37,11 @@ import torch
 from tqdm import tqdm
 
 from fau.aus import au_names, resolve_aus
-from fau.baselines import LandmarkBaseline
-from fau.models import MODELS, build_model
-from fau.models.losses import LEFT_EYE, RIGHT_EYE
-from fau.train import CONFIG_DIR, TrainSettings, make_optimizer
+from fau.evaluation.baselines import LandmarkBaseline
+from fau.losses import LEFT_EYE, RIGHT_EYE
+from fau.models import CONFIG_DIR, MODELS, build_model
+from fau.train import read_settings
+from shared.schedule import make_optimizer
 from shared.benchmark import per_second, time_steps
 from shared.config import load_config
 from shared.io import write_json
@@ -101,30 +102,30 @@ def load_case(model: str, kind: str, tiny_dataset: str) -> tuple[str, dict[str, 
 def bench_model(model_name: str, kind: str, args: argparse.Namespace) -> Row:
     """Training and inference throughput of one model under one config."""
     config_name, config, num_aus = load_case(model_name, kind, args.tiny_dataset)
-    settings = TrainSettings.from_config(config)
+    settings, data = read_settings(config)
     torch.manual_seed(args.seed)
     prior = np.full((num_aus, num_aus), 0.5, dtype=np.float32)
     model = build_model(model_name, config["model"], num_aus, prior)
     infer_batch = args.paper_infer_batch if kind == "paper" else args.infer_batch
     train_batch = args.train_batch or (min(settings.batch_size, args.paper_train_batch) if kind == "paper"
                                        else settings.batch_size)
-    row = Row(model_name, config_name, num_aus, settings.crop, train_batch, infer_batch)
+    row = Row(model_name, config_name, num_aus, data.crop, train_batch, infer_batch)
     generator = torch.Generator().manual_seed(args.seed)
-    batch = random_batch(train_batch, num_aus, settings.crop, generator)
+    batch = random_batch(train_batch, num_aus, data.crop, generator)
     if getattr(model, "has_language", False):
         batch.update(language_batch(model, batch["labels"]))
     optimizer = make_optimizer(model, settings)
 
     def train_step() -> None:
         outputs = model(batch["image"])
-        loss = model.compute_losses(outputs, batch)["total"]
+        loss = model.training_losses(outputs, batch)["total"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
     model.train()
     row.train_seconds = time_steps(train_step, args.warmup, args.repeats)
-    images = torch.rand(infer_batch, 3, settings.crop, settings.crop, generator=generator) * 2 - 1
+    images = torch.rand(infer_batch, 3, data.crop, data.crop, generator=generator) * 2 - 1
 
     def infer_step() -> None:
         with torch.inference_mode():

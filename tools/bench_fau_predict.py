@@ -39,10 +39,8 @@ import torch
 
 from fau.aus import SYNFACS_AUS, au_names
 from fau.face.pipeline import FacePipeline
-from fau.models import build_model
+from fau.models import MODELS, build_model
 from fau.predict import STAGES, Predictor, StageTimer, load
-from fau.train import CONFIG_DIR
-from shared.config import load_run_config
 from shared.io import write_json
 
 GOAL_IMAGES_PER_S = 20.0
@@ -71,7 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def tiny_predictor(batch: int) -> Predictor:
     """An untrained `algrnet_tiny` on the SynFACS AU set, wrapped like a loaded checkpoint."""
     torch.manual_seed(0)
-    config = load_run_config("algrnet_tiny", CONFIG_DIR, ["model.dataset=synfacs"])
+    config = MODELS.load_config("algrnet", "tiny", ["model.dataset=synfacs"])
     model = build_model("algrnet", config["model"], num_aus=len(SYNFACS_AUS)).eval()
     meta = {"model": "algrnet", "config": config, "labels": au_names(SYNFACS_AUS), "aus": list(SYNFACS_AUS),
             "task": "au"}
