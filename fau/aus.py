@@ -1,5 +1,6 @@
-"""Action-unit sets of the datasets this package knows (fau-models.md §1.2), their JAA-Net region
-centres (fau-models.md §2.3, anchors-fau.md §2.2) and the attention maps drawn around them.
+"""Action-unit sets of the datasets this package knows (BP4D's 12 and DISFA's 8 AUs, thesis Tabs 3.2
+and 3.3; SynFACS's 15), their JAA-Net region centres ("the same rules in Shao et al. (2021)", thesis
+§3.2.2; JAA-Net's public ``network.py``) and the attention maps drawn around them.
 
 Centres and maps are batched array code: NumPy or torch in, the same type out (maps are torch).
 torch is imported inside the functions that need it, so importing this module stays cheap.
@@ -113,7 +114,7 @@ def centres_from_rules(landmarks: Any, rules: Sequence[CentreRule]) -> Any:
     """Two centres per rule from (..., 49|66|68, 2) landmarks -> (..., R, 2, 2) as (centre, xy).
 
     NumPy in -> NumPy out; torch in -> torch out on the same device, differentiable with respect
-    to the landmarks (fau-models.md §2.3: "the same rules in Shao et al. (2021)").
+    to the landmarks ("the same rules in Shao et al. (2021)", thesis §3.2.2).
     """
     points = to49(_as_float(landmarks))
     pairs = np.array([[rule.a, rule.b] for rule in rules], dtype=np.int64).reshape(-1, 2)
@@ -124,7 +125,7 @@ def centres_from_rules(landmarks: Any, rules: Sequence[CentreRule]) -> Any:
 
 
 def au_centres(landmarks49: Any, dataset: str | Sequence[int]) -> Any:
-    """JAA-Net AU centres (anchors-fau.md §2.2): (..., 49, 2) landmarks -> (..., A, 2, 2).
+    """JAA-Net AU centres (``network.py: AlignNet``): (..., 49, 2) landmarks -> (..., A, 2, 2).
 
     One entry per AU in the dataset's AU order (shared regions are repeated, see `centre_groups`);
     `dataset` is bp4d, disfa, synfacs or a sequence of AU numbers. 66/68-point input is converted.
@@ -139,7 +140,7 @@ def attention_maps(
     spatial_ratio: float = 0.14,
     fill_coeff: float = 0.56,
 ) -> Any:
-    """JAA-Net AU attention maps (``network.py: generate_map``; fau-models.md §2.3), batched.
+    """JAA-Net AU attention maps (``network.py: generate_map``), batched.
 
     `centres` (..., A, 2, 2) in `crop` pixels -> float32 tensor (..., A, map_size, map_size) on the
     input's device. Each centre is scaled by map_size/crop and rounded to a cell; within the
@@ -162,7 +163,8 @@ def attention_maps(
 
 
 def gaussian_attention(centres: Any, sigma: Any, size: int = 44, crop: int = 176) -> Any:
-    """Differentiable AU region maps for adaptive region learning (fau-models.md §2.3, decision A3).
+    """Differentiable AU region maps for adaptive region learning ("an approximate Gaussian attention
+    distribution for each AU region", thesis §3.2.2; docs/fau.md, decision 'differentiable region maps').
 
     A(x, y) = max over the two centres of exp(-((x - cx)^2 + (y - cy)^2) / (2 sigma^2)) on a
     `size` x `size` grid, centres (..., A, 2, 2) given in `crop` pixels and scaled by size/crop

@@ -28,7 +28,7 @@ def parse_aus(text: str) -> list[int] | None | str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `fau prepare` (defaults follow fau-models.md §1.6: 200 px, box_enlarge 2.9)."""
+    """Options of `fau prepare` (defaults follow JAA-Net: 200 px, box_enlarge 2.9; docs/fau.md, decision 'face alignment')."""
     parser.add_argument("--dataset", required=True, choices=("bp4d", "disfa", "fpara"),
                         help="raw layout of --root (SynFACS output uses bp4d or disfa)")
     parser.add_argument("--root", required=True, help="raw dataset folder (FPara: folder or CSV)")

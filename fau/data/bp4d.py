@@ -71,7 +71,7 @@ _AU_HEADER = re.compile(r"^(?:AU)?\s*(\d+)$", re.IGNORECASE)
 
 
 def parse_au_header(header: list[str], path: Path) -> list[int]:
-    """AU numbers of a label CSV header (first cell = frame column) (anchors-fau.md §1.2)."""
+    """AU numbers of a label CSV header (first cell = frame column), as the BP4D release writes it."""
     aus = []
     for cell in header[1:]:
         match = _AU_HEADER.match(cell.strip())
@@ -94,7 +94,7 @@ def _trim(cells: list[str]) -> list[str]:
 def read_label_csv(path: Path, skips: Counter) -> tuple[list[int], dict[int, np.ndarray]]:
     """Read one ``AU_OCC`` CSV: the AU numbers of its columns and frame -> int8 labels.
 
-    Label rule (anchors-fau.md §1.2): 0 and 1 as given, 9 (unknown) -> -1.
+    Label rule (the BP4D release): 0 and 1 as given, 9 (unknown) -> -1 (docs/fau.md, decision 'unknown labels').
     """
     with open(path, newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle)

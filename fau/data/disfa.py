@@ -15,7 +15,8 @@ Raw layout accepted (``ROOT`` is what ``fau prepare --dataset disfa --root ROOT`
   a subject. DISFA has one video per subject, so the sequence name is ``left`` (the camera).
 * **Label files** (the release's format): ``ActionUnit_Labels/<SN>/<SN>_au<k>.txt`` for every
   selected AU ``k``, lines ``frame,intensity`` with the 1-based frame number of the video and an
-  integer intensity 0-5. Occurrence = intensity >= 2 (anchors-fau.md §1.2; ``threshold``). A
+  integer intensity 0-5. Occurrence = intensity >= 2 (``threshold``; the thesis does not say how
+  intensities are binarised: docs/fau.md, decision 'DISFA occurrence threshold'). A
   missing AU file is a `UserError`; a malformed line (not two integers, intensity outside 0-5) is
   counted as ``bad_label_row`` and its frame dropped.
 * **Unequal AU-file lengths** (``label_align``, ``fau prepare --label-align``):
@@ -142,7 +143,7 @@ def read_intensity_file(path: Path, skips: Counter) -> tuple[dict[int, int], set
 
 
 def occurrence(intensity: np.ndarray, threshold: int = OCCURRENCE_THRESHOLD) -> np.ndarray:
-    """DISFA occurrence labels: intensity >= threshold -> 1 else 0 (anchors-fau.md §1.2)."""
+    """DISFA occurrence labels: intensity >= threshold -> 1 else 0 (docs/fau.md, decision 'DISFA occurrence threshold')."""
     return (np.asarray(intensity) >= threshold).astype(np.int8)
 
 

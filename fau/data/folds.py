@@ -2,8 +2,10 @@
 
 The shipped files ``fau/data/folds/{bp4d,disfa}.yaml`` hold the partitions every public AU
 project uses (JAA-Net ``data/list/*_part{1,2,3}_path.txt``, identical in ME-GraphAU, FG-Net,
-LibreFace, AU-Net; anchors-fau.md §1.1) plus, per fold, a deterministic validation subset of that
-fold's training subjects for model selection (fau-models.md §5 G3: never select on the test fold).
+LibreFace, AU-Net; the thesis follows "the common 3-fold subject-exclusive cross-validation
+protocol", §5.4.1, without listing subjects: docs/fau.md, decision 'fold partitions') plus, per fold,
+a deterministic validation subset of that fold's training subjects for model selection (the thesis
+describes none; never select on the test fold: decision 'model selection').
 
 Fold-file format (also accepted as ``ROOT/folds.yaml`` in a raw tree, which overrides the shipped
 list, e.g. for SynFACS or FPara)::
@@ -69,7 +71,7 @@ class FoldSpec:
     validation: Mapping[str, tuple[str, ...]]
 
     def folds(self) -> list[Fold]:
-        """The three folds, ``part1`` .. ``part3`` (fau-models.md §1.4)."""
+        """The three folds, ``part1`` .. ``part3``, each named by its test part."""
         out = []
         for name in PARTS:
             val = self.validation[name]
@@ -96,7 +98,7 @@ def training_subjects(parts: Mapping[str, Sequence[str]], test_part: str) -> lis
 def choose_validation(subjects: Sequence[str], fraction: float = VALIDATION_FRACTION,
                       seed: int = VALIDATION_SEED) -> tuple[str, ...]:
     """Deterministic validation subset: a seeded permutation of the sorted subjects, first
-    max(1, round(fraction * n)) of them, returned sorted (fau-models.md §5 G3)."""
+    max(1, round(fraction * n)) of them, returned sorted (docs/fau.md, decision 'model selection')."""
     ordered = sorted(subjects)
     if len(ordered) < 2:
         return ()

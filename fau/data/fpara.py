@@ -1,6 +1,7 @@
 """Facial-paralysis data (FPara-style, private): a generic grade CSV and PAU centre definitions.
 
-FPara itself is not public (fau-models.md §1.3), so the loader reads a generic layout.
+FPara itself is not public (an NHS dataset "with patient consent for research", thesis §3.3.1), so the
+loader reads a generic layout.
 ``ROOT`` (what ``fau prepare --dataset fpara --root ROOT`` gets) is either the CSV file itself or a
 folder holding ``labels.csv``::
 
@@ -49,7 +50,8 @@ CSV_NAME = "labels.csv"
 
 
 def parse_grade(text: str) -> int:
-    """Grade index 0-3 from a name, a number 0-3 or ``hb1``-``hb6`` (fau-models.md §1.3, Tab 3.1)."""
+    """Grade index 0-3 from a name, a number 0-3 or ``hb1``-``hb6`` (House–Brackmann 1 → normal, 2 → low,
+    3–4 → medium, 5–6 → high: thesis §3.3.1, Tab 3.1)."""
     value = text.strip().lower()
     if value in GRADES:
         return GRADES.index(value)
@@ -172,7 +174,7 @@ def load_pau_definitions(path: str | Path | None = None) -> PAUDefinitions:
 
 def pau_centres(landmarks49: np.ndarray, defs: PAUDefinitions) -> np.ndarray:
     """PAU centres (N, P, 2, 2) from (N, 49, 2) landmarks: mean of each centre's landmarks plus
-    (dx, dy) * ruler, ruler = |x[a] - x[b]| (the JAA-Net rule's ruler, fau-models.md §2.3)."""
+    (dx, dy) * ruler, ruler = |x[a] - x[b]| (the JAA-Net rule's ruler, `fau.aus.RULER_POINTS`)."""
     pts = np.asarray(landmarks49, dtype=np.float32)
     ruler = np.abs(pts[:, defs.ruler[0], 0] - pts[:, defs.ruler[1], 0])
     base = np.stack([np.stack([pts[:, list(idx), :].mean(axis=1) for idx in pair], axis=1)

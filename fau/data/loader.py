@@ -1,7 +1,7 @@
 """Torch view of a prepared dataset: aligned crops → normalised training/evaluation batches.
 
 Each item is a dict (the batch keys every FAU model reads, see `fau.models.base`):
-``image`` float32 (3, crop, crop) normalised with mean = std = 0.5 (fau-models.md §1.6),
+``image`` float32 (3, crop, crop) normalised with mean = std = 0.5 (JAA-Net's normalisation),
 ``labels`` int64 (A,) in {-1, 0, 1}, ``landmarks`` float32 (49, 2) in crop pixels, ``index`` (row).
 Training items take a random crop and a horizontal flip that also permutes the landmarks; the
 randomness of item i in epoch e is drawn from a generator seeded by (seed, e, i), so a run resumed
@@ -11,7 +11,8 @@ The stored 200-px crops are first resized to ``image_size`` (the tiny CPU config
 Optional, only when the trainer asks for them (VL-FAU): ``extras``, per-row tensors added to every
 item under their own keys (the language-target tokens), and Cutout (DeVries & Taylor 2017): with
 probability p one square of side s, centred uniformly in the training crop and clipped at its
-border, set to 0 (the mean) after normalisation (fau-models.md §4.7, §5 V11).
+border, set to 0 (the mean) after normalisation ("we randomly employ the cutout augmentation",
+thesis §5.4.2; size and probability: docs/fau.md, decision 'Cutout').
 """
 
 from __future__ import annotations

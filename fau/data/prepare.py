@@ -1,10 +1,11 @@
 """`fau prepare`: raw dataset tree -> prepared dataset (layout in `fau.data.table`).
 
 Steps: parse the labels with the dataset's loader (`fau.data.bp4d`, `fau.data.disfa`,
-`fau.data.fpara`); align every frame with the JAA-Net similarity transform (fau-models.md §1.6)
+`fau.data.fpara`); align every frame with the JAA-Net similarity transform (`fau.face.align`)
 from its landmark file, or from dlib detection + 68 landmarks when it has none; write the crops,
 the tidy table with 49-point crop landmarks, one fold file per test part with the training-subject
-class weights (§1.7) and co-occurrence prior (§3.2), the VL-FAU language targets (§4.6), and a
+class weights and co-occurrence prior (`fau.data.stats`; thesis eqs. 3.2, 4.1–4.2), the VL-FAU
+language targets (`fau.language.targets`), and a
 summary of the frames skipped and why.
 
 Resumable: every processed frame is appended to ``OUT/.prepare_journal.jsonl`` right after its

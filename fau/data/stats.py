@@ -23,11 +23,12 @@ def occurrence_rates(labels: np.ndarray) -> np.ndarray:
 
 
 def class_weights(labels: np.ndarray, norm: WeightNorm = "sum_to_n") -> np.ndarray:
-    """AU class-balance weights (fau-models.md §1.7; JAA-Net ``write_AU_weight.py``).
+    """AU class-balance weights: "the data balance weights ... employed in Shao et al. (2018)" (thesis
+    §3.2.1, eq. 3.2), as JAA-Net's ``write_AU_weight.py`` computes them.
 
     w_i = n * (1/r_i) / sum_j (1/r_j) with r_i the occurrence rate of AU i among its known labels
-    (``sum_to_n``, default, fau-models.md §5 G8), or w_i = (1/r_i) / sum_j (1/r_j) (``sum_to_one``,
-    VL-FAU eq. 5.9). An AU that never occurs is counted as if it occurred once (r_i = 1/#known),
+    (``sum_to_n``, default; docs/fau.md, decision 'class-weight normalisation'), or
+    w_i = (1/r_i) / sum_j (1/r_j) (``sum_to_one``, VL-FAU's eq. 5.9 as printed). An AU that never occurs is counted as if it occurred once (r_i = 1/#known),
     so its weight stays finite; an AU with no known label at all gets weight 0 (1/r_i := 0).
     """
     labels = np.asarray(labels)
@@ -42,15 +43,16 @@ def class_weights(labels: np.ndarray, norm: WeightNorm = "sum_to_n") -> np.ndarr
 
 
 def grade_weights(grades: np.ndarray, n_grades: int = 4) -> np.ndarray:
-    """Paralysis-grade weights: inverse class frequency normalised to mean 1 (fau-models.md §2.6
-    [INF], "by counting the different classes in the training set"); an absent grade counts once."""
+    """Paralysis-grade weights: inverse class frequency normalised to mean 1 ("obtained by counting the
+    different classes in the training set", thesis eq. 3.3; docs/fau.md, decision 'paralysis grade
+    weights'); an absent grade counts once."""
     counts = np.maximum(np.bincount(np.asarray(grades, dtype=np.int64), minlength=n_grades), 1)
     inverse = 1.0 / counts[:n_grades]
     return n_grades * inverse / inverse.sum()
 
 
 def conditional_agreement(labels: np.ndarray) -> np.ndarray:
-    """P_ij = 1/2 (P(a_i=1 | a_j=1) + P(a_i=0 | a_j=0)) (MGRR-Net, fau-models.md §3.2(a)).
+    """P_ij = 1/2 (P(a_i=1 | a_j=1) + P(a_i=0 | a_j=0)) (MGRR-Net, thesis eq. 4.1).
 
     Each pair uses the frames where both AUs are known. A conditional whose condition never
     holds (AU j never active, or never inactive) has no evidence and is set to 0.5.
@@ -70,9 +72,9 @@ def conditional_agreement(labels: np.ndarray) -> np.ndarray:
 
 
 def cooccurrence_prior(labels: np.ndarray) -> np.ndarray:
-    """MGRR-Net prior adjacency A_ij = |2 (P_ij - 0.5)| (fau-models.md §3.2(a), after MLCR).
+    """MGRR-Net prior adjacency A_ij = |2 (P_ij - 0.5)| (thesis eq. 4.2, "following X. Niu ... (2019)").
 
     Asymmetric as defined; the diagonal is the formula's value (1 for an AU seen both active and
-    inactive) — the model decides whether to zero it (fau-models.md §5 M2).
+    inactive) — the model decides whether to zero it (docs/fau.md, decision 'prior adjacency').
     """
     return np.abs(2.0 * (conditional_agreement(labels) - 0.5))

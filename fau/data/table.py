@@ -6,7 +6,7 @@
       dataset.json          metadata (below)
       table.csv             the tidy label table, one row per kept frame
       landmarks.npy         float32 (N, 49, 2): row i = table row i; 49-point layout
-                            (anchors-fau.md §2.1), (x, y) pixel coordinates in the crop image;
+                            (`fau.face.points`), (x, y) pixel coordinates in the crop image;
                             all-NaN row = no landmarks (possible only with --no-align)
       crops/<subject>/<sequence>/<frame:05d>.jpg
                             aligned face crops, crop_size x crop_size (200) RGB JPEG
@@ -113,14 +113,14 @@ class PreparedDataset:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def class_weights(self, fold: str) -> np.ndarray:
-        """float32 (C,) training-subject class weights of `fold`, in column order (§1.7)."""
+        """float32 (C,) training-subject class weights of `fold`, in column order (`fau.data.stats.class_weights`)."""
         weights = self.fold(fold)["class_weights"]
         if weights is None:
             raise UserError(f"{self.root}: fold {fold} has no training frames for class weights")
         return np.asarray(list(weights.values()), dtype=np.float32)
 
     def prior(self, fold: str) -> np.ndarray:
-        """float32 (C, C) MGRR-Net co-occurrence prior A of `fold` (fau-models.md §3.2(a))."""
+        """float32 (C, C) MGRR-Net co-occurrence prior A of `fold` (thesis eqs. 4.1–4.2)."""
         prior = self.fold(fold).get("prior")
         if prior is None:
             raise UserError(f"{self.root}: fold {fold} has no co-occurrence prior "

@@ -1,4 +1,8 @@
-"""JAA-Net similarity alignment and the training/test crops (fau-models.md §1.6, anchors-fau.md §2.4).
+"""JAA-Net similarity alignment and the training/test crops.
+
+The thesis trains on "aligned faces" randomly cropped and flipped (§3.3.2, §4.4.1, §5.4.2) and takes
+the alignment parameters from Shao et al. (2021); the recipe below is JAA-Net's public code
+(``dataset/face_transform.py``; docs/fau.md, decision 'face alignment').
 
 Alignment: rotate so the two eye centres (means of the 6 points of each eye) are level; take a
 square box around the eye centres, nose tip and mouth corners whose half side is
@@ -67,7 +71,8 @@ def alignment_matrix(landmarks: np.ndarray, size: int = 200, box_enlarge: float 
 def align_face(
     image: np.ndarray, landmarks: np.ndarray, size: int = 200, box_enlarge: float = 2.9
 ) -> AlignedFace:
-    """Warp `image` with the JAA-Net similarity alignment (200 for CNN models, 256 for VL-FAU, §5 G5).
+    """Warp `image` with the JAA-Net similarity alignment (200 for CNN models, 256 for VL-FAU:
+    docs/fau.md, decision 'face alignment').
 
     `landmarks` are (K, 2) with K in {49, 66, 68}; all K points are mapped into the crop.
     """
@@ -102,7 +107,8 @@ def _crop(image: np.ndarray, landmarks: np.ndarray, x0: int, y0: int, crop: int)
 def random_crop_flip(
     image: np.ndarray, landmarks: np.ndarray, crop: int = 176, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training crop (fau-models.md §1.6): a random `crop` x `crop` window, then a flip with p = 0.5.
+    """Training crop ("randomly cropped ... and horizontally flipped", thesis §3.3.2): a random `crop` x
+    `crop` window, then a flip with p = 0.5.
 
     The flip mirrors x -> crop-1-x and permutes the landmarks (FLIP49 or FLIP68 by count), so each
     index keeps its anatomical meaning. Returns (crop image, (K, 2) float32 landmarks).
@@ -119,7 +125,7 @@ def random_crop_flip(
 
 
 def centre_crop(image: np.ndarray, landmarks: np.ndarray, crop: int = 176) -> tuple[np.ndarray, np.ndarray]:
-    """Test crop (fau-models.md §1.6): the central `crop` x `crop` window (offset (size-crop)//2)."""
+    """Test crop (JAA-Net's): the central `crop` x `crop` window (offset (size-crop)//2)."""
     max_x, max_y = _crop_range(image, crop)
     patch, points = _crop(image, landmarks, max_x // 2, max_y // 2, crop)
     return np.ascontiguousarray(patch), points

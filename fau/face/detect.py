@@ -1,8 +1,8 @@
-"""Face detection: dlib's HOG detector, OpenCV's Haar cascade as the fallback (issue 4, "Face pipeline").
+"""Face detection: dlib's HOG detector, OpenCV's Haar cascade as the fallback.
 
 Both detectors are loaded once per process and cached (`functools.lru_cache`).
 dlib is run with upsample 0 and a score threshold: with upsample 1 it also fires on the mission
-patch of skimage's astronaut photo (score 0.12; environment.md §5).
+patch of skimage's astronaut photo (score 0.12, measured).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""68-point landmarks with dlib's shape predictor from `face_recognition_models` (issue 4).
+"""68-point landmarks with dlib's shape predictor from `face_recognition_models`.
 
 The model file is found through the package's import spec without importing the package: its
-``__init__`` imports ``pkg_resources``, which recent setuptools no longer ships (environment.md §5).
+``__init__`` imports ``pkg_resources``, which recent setuptools no longer ships.
 The predictor (100 MB, about 0.5 s to load) is loaded once per process and cached.
 """
 

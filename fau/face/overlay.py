@@ -1,7 +1,6 @@
 """A PNG that shows an aligned face with its landmarks, AU centres and AU attention maps.
 
-Issue 4 acceptance: "alignment + landmarks + AU centres on the astronaut photo produce a PNG
-overlay you have looked at". Left panel: numbered landmarks and labelled AU centres (AUs that
+A check of the face pipeline on the astronaut photo you can look at. Left panel: numbered landmarks and labelled AU centres (AUs that
 share a region get one joint label); right panel: the max over AUs of the JAA-Net attention maps.
 """
 

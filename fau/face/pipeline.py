@@ -1,4 +1,4 @@
-"""Raw photo -> aligned faces: detect, 68 landmarks, JAA-Net alignment (issue 4, "Face pipeline").
+"""Raw photo -> aligned faces: detect, 68 landmarks, JAA-Net alignment.
 
 An image without a face gives an empty list; unreadable files give a one-line `UserError`.
 """
@@ -27,7 +27,8 @@ class FaceResult:
 
 @dataclass
 class FacePipeline:
-    """Detect (dlib HOG, Haar fallback) -> dlib 68 landmarks -> similarity alignment (§1.6, §5 G5/G6).
+    """Detect (dlib HOG, Haar fallback) -> dlib 68 landmarks -> similarity alignment
+    (docs/fau.md, decisions 'landmarks of new photos' and 'face alignment').
 
     `size` is 200 for the CNN models and 256 for VL-FAU; `max_faces` keeps the largest faces only.
     """

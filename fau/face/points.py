@@ -1,7 +1,8 @@
 """Landmark layouts: iBUG 68 points, DISFA 66 points, the 49-point (SDM/FERA) layout, and flips.
 
-Pure index bookkeeping (anchors-fau.md §2.1, fau-models.md §1.6): the 49-point layout is the
-iBUG-68 layout without the jaw (0-16) and the two inner-mouth corners (60, 64). DISFA's 66 points are
+Pure index bookkeeping (the JAA-Net / FERA-2015 conventions; the thesis uses "49 landmarks", §3.3.2):
+the 49-point layout is the iBUG-68 layout without the jaw (0-16) and the two inner-mouth corners
+(60, 64). DISFA's 66 points are
 the iBUG-68 points without those two inner-mouth corners, so 66 -> 49 drops the jaw only.
 
 All indices are 0-based. Every function indexes with NumPy integer arrays only, so it works on
@@ -51,7 +52,7 @@ FLIP49: np.ndarray = _flip49()
 #: Flip permutation by landmark count.
 FLIPS: dict[int, np.ndarray] = {49: FLIP49, 68: FLIP68}
 
-#: 49-point indices used by the JAA-Net alignment (fau-models.md §1.6).
+#: 49-point indices used by the JAA-Net alignment (`fau.face.align`).
 LEFT_EYE_49: np.ndarray = np.arange(19, 25, dtype=np.int64)
 RIGHT_EYE_49: np.ndarray = np.arange(25, 31, dtype=np.int64)
 NOSE_TIP_49 = 13
@@ -61,7 +62,7 @@ _TO49 = {68: LM68_TO_49, 66: LM66_TO_49, 49: np.arange(49, dtype=np.int64)}
 
 
 def to49(landmarks: Any) -> Any:
-    """Convert landmarks of shape (..., 68|66|49, 2) to the 49-point layout (anchors-fau.md §2.1).
+    """Convert landmarks of shape (..., 68|66|49, 2) to the 49-point layout (module docstring).
 
     Accepts a NumPy array or a torch tensor and returns the same type: a copy for 68/66 points,
     the input itself for 49.
@@ -80,7 +81,7 @@ def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
     """Mirror (K, 2) landmarks of an image `width` pixels wide: x -> width-1-x, then permute.
 
     The permutation (FLIP49 or FLIP68, chosen by K) keeps point i meaning the same anatomical
-    point after the flip, as JAA-Net's ``reflect_49.txt`` does (fau-models.md §1.6).
+    point after the flip, as JAA-Net's ``reflect_49.txt`` does.
     """
     count = landmarks.shape[-2]
     if count not in FLIPS:

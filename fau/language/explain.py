@@ -1,4 +1,4 @@
-"""Explanations of a VL-FAU prediction (fau-models.md §5 V12) and the state a description expresses.
+"""Text explanations of a VL-FAU prediction and the state a description expresses.
 
 The generated text may contradict the predicted AU state (the seed shows such a failure case), so
 an explanation can carry the generated text, the deterministic template text of the PREDICTED
@@ -29,7 +29,7 @@ def explanation(generated: Mapping[str, Any] | None, probabilities: Sequence[flo
                 template: Template, mode: str = "both", gender: str = "unknown",
                 threshold: float = 0.5) -> dict[str, Any]:
     """One image's labelled explanation: ``{"generated": {...}}``, ``{"template": {...}}`` or both
-    (`mode`, §5 V12), each ``{"global": str, "local": {label: str}}``."""
+    (`mode`; docs/fau.md, decision 'explanation mode'), each ``{"global": str, "local": {label: str}}``."""
     if mode not in EXPLANATION_MODES:
         raise UserError(f"explanation mode {mode!r} is not one of {', '.join(EXPLANATION_MODES)}")
     out: dict[str, Any] = {}

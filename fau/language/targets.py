@@ -1,4 +1,6 @@
-"""Per-frame language targets for VL-FAU built from AU labels (fau-models.md §4.6).
+"""Per-frame language targets for VL-FAU built from AU labels (thesis §5.4.1: local descriptions of
+"both activated and inactivated AU states"; the global one "only focus[es] on the activated AU
+muscles" and carries gender; docs/fau.md, decision 'description templates').
 
 Local targets: one sentence per AU from its state — the template's ``active`` text for 1, its
 ``inactive`` text for 0, and no target (None) for -1 (unknown). Global target: the subject word for
@@ -107,7 +109,7 @@ def check_aus(template: Template, aus: Sequence[int]) -> None:
 
 def local_sentences(labels: Sequence[int], aus: Sequence[int],
                     template: Template) -> dict[str, str | None]:
-    """Local target per AU: active / inactive text, None for unknown (fau-models.md §4.6)."""
+    """Local target per AU: active / inactive text, None for unknown (module docstring)."""
     out: dict[str, str | None] = {}
     for au, state in zip(aus, labels):
         text = template.aus[au]
@@ -117,7 +119,7 @@ def local_sentences(labels: Sequence[int], aus: Sequence[int],
 
 def global_sentence(labels: Sequence[int], aus: Sequence[int], gender: str,
                     template: Template) -> str | None:
-    """Global target naming the gender and the active AUs (fau-models.md §4.6)."""
+    """Global target naming the gender and the active AUs (module docstring)."""
     gender = gender if gender in GENDERS else "unknown"
     subject, pos = template.subject[gender], template.possessive[gender]
     active = [template.aus[au].phrase.format(pos=pos) for au, s in zip(aus, labels) if s == 1]

@@ -1,14 +1,15 @@
-"""Vocabulary of the VL-FAU decoders, built from a description template (fau-models.md §4.6, §5 V8).
+"""Vocabulary of the VL-FAU decoders ("voc", thesis eq. 5.6), built from a description template
+(docs/fau.md, decision 'description templates').
 
 Tokens: lower-cased words (apostrophes kept inside words) and every punctuation mark as its own
 token. Ids: ``<pad>`` 0, ``<bos>`` 1, ``<eos>`` 2, ``<unk>`` 3, then one AU-identity token
-``<auK>`` per AU of the template (the start token of AU K's local description, §4.5 / §5 V5), then
+``<auK>`` per AU of the template (the start token of AU K's local description: decision 'AU start token'), then
 the words of every sentence the template can produce, sorted. The vocabulary is therefore a
 deterministic function of the template file: a checkpoint records the template version and rebuilds
 the same ids from the same file.
 
 Encoded sequences are ``[start, w_1, ..., w_n, <eos>]`` cut to ``1 + max_len`` ids (the start token
-plus at most `max_len` generated tokens, §5 V10) and padded with ``<pad>``; a missing target (an
+plus at most `max_len` generated tokens: decision 'decoding lengths') and padded with ``<pad>``; a missing target (an
 unknown label) is all ``<pad>``, so it drops out of every masked loss.
 """
 

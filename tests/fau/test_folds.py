@@ -11,7 +11,7 @@ from fau.data.folds import (
 )
 from shared.errors import UserError
 
-# Published partitions (anchors-fau.md §1.1; JAA-Net data/list/*_part{1,2,3}_path.txt,
+# Published partitions (JAA-Net data/list/*_part{1,2,3}_path.txt,
 # ME-GraphAU tool/*_image_label_process.py), typed in here independently of the data files.
 PUBLISHED = {
     "bp4d": {

@@ -6,7 +6,7 @@ import torch
 
 from fau.face.points import FLIP49, FLIP68, LM66_TO_49, LM68_TO_49, flip_landmarks, to49
 
-# JAA-Net data/list/reflect_49.txt (1-based), as quoted in anchors-fau.md §2.1.
+# JAA-Net data/list/reflect_49.txt (1-based).
 REFLECT_49_ONE_BASED = [
     10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 11, 12, 13, 14, 19, 18, 17, 16, 15, 29, 28, 27, 26, 31, 30,
     23, 22, 21, 20, 25, 24, 38, 37, 36, 35, 34, 33, 32, 43, 42, 41, 40, 39, 46, 45, 44, 49, 48, 47,
