@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import yaml
 
+from fau.data.yamlfile import read_yaml
 from shared.errors import UserError
 
 PARTS: tuple[str, ...] = ("part1", "part2", "part3")
@@ -138,10 +138,7 @@ def load_fold_spec(path: str | Path, fraction: float = VALIDATION_FRACTION,
                    seed: int = VALIDATION_SEED) -> FoldSpec:
     """Read and validate a fold file (module docstring); missing validation lists are computed."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    data = read_yaml(path, "fold file")
     if not isinstance(data, dict) or not isinstance(data.get("parts"), dict):
         raise UserError(f"{path}: fold file needs a 'parts' mapping with {', '.join(PARTS)}")
     if sorted(data["parts"]) != sorted(PARTS):

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from fau.data.raw import RawDataset, RawFrame, gender_from_code, read_point_file
+from fau.data.yamlfile import read_yaml
 from shared.errors import UserError
 
 GRADES: tuple[str, ...] = ("normal", "low", "medium", "high")
@@ -147,12 +147,7 @@ def _centre(entry: object, where: str) -> tuple[tuple[int, ...], float, float]:
 def load_pau_definitions(path: str | Path | None = None) -> PAUDefinitions:
     """Read and validate a PAU centre YAML (format in ``fau/data/fpara_paus.yaml``)."""
     path = Path(path) if path is not None else DEFAULT_PAUS
-    if not path.is_file():
-        raise UserError(f"{path}: PAU definition file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    data = read_yaml(path, "PAU definition file")
     if not isinstance(data, dict) or not isinstance(data.get("paus"), dict) or not data["paus"]:
         raise UserError(f"{path}: needs a non-empty 'paus' mapping")
     ruler = data.get("ruler", [22, 25])

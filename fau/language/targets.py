@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import yaml
 
 from fau.data.raw import GENDERS
+from fau.data.yamlfile import read_yaml
 from shared.errors import UserError
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -60,12 +60,7 @@ def _text(value: object, where: str) -> str:
 def load_template(path: str | Path | None = None) -> Template:
     """Read and validate a template YAML (default: ``facs_v1``)."""
     path = Path(path) if path is not None else DEFAULT_TEMPLATE
-    if not path.is_file():
-        raise UserError(f"{path}: language template not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    data = read_yaml(path, "language template")
     if not isinstance(data, dict) or not {"version", "global", "aus"} <= set(data):
         raise UserError(f"{path}: template needs the keys version, global and aus")
     glob = data["global"]
