@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -108,7 +108,8 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
     }
 
 
-def validation_hook(val_set: AlignedFaceDataset, batch_size: int, info: DistInfo, names: list[str]):
+def validation_hook(val_set: AlignedFaceDataset, batch_size: int, info: DistInfo,
+                    names: list[str]) -> Callable[[torch.nn.Module, int], EpochEval]:
     """The evaluation hook: macro F1 on the validation rows selects; accuracy and AUC are logged."""
     def evaluate(model: torch.nn.Module, epoch: int) -> EpochEval:
         val = score_rows(model, val_set, batch_size, info, names)

@@ -54,9 +54,9 @@ class RegionConfig:
 
     def __post_init__(self) -> None:
         if self.adaptive and self.map != "gaussian":
-            raise ValueError("region.adaptive needs region.map: gaussian (the JAA-Net map is not differentiable)")
+            raise ValueError("adaptive: true needs map: gaussian (the JAA-Net map is not differentiable)")
         if self.scale_param == "sigmoid" and not self.scale_min < self.init_scale < self.scale_max:
-            raise ValueError(f"region.init_scale {self.init_scale} must lie inside "
+            raise ValueError(f"init_scale {self.init_scale} must lie inside "
                              f"(scale_min {self.scale_min}, scale_max {self.scale_max})")
 
 

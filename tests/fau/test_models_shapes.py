@@ -252,7 +252,7 @@ def test_config_errors_are_one_line_user_errors() -> None:
         build_model("mgrrnet", config, 12)
     config = tiny("algrnet")
     config["region"]["map"] = "jaa"     # adaptive regions need the differentiable map
-    with pytest.raises(UserError, match="region.adaptive needs region.map: gaussian"):
+    with pytest.raises(UserError, match="model.region: adaptive: true needs map: gaussian"):
         build_model("algrnet", config, 12)
     assert MODELS.names() == ["algrnet", "mgrrnet", "vlfau"]
     with pytest.raises(UserError):
