@@ -3,7 +3,7 @@
 `build_model(name, section, num_aus, prior)` builds a registered model from the ``model:`` section
 of a YAML config (``fau/configs/``); `load_model(checkpoint, device)` rebuilds a trained one from
 its checkpoint. In Python a model is built with plain arguments, e.g.
-``ALGRNet(ALGRNetConfig(input_size=80, stem=StemConfig(unit_dim=2)), num_aus=12)``.
+``ALGRNet(ALGRNetConfig(fusion=FusionConfig(mode="simple")), num_aus=12)``.
 """
 
 from __future__ import annotations

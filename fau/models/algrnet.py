@@ -81,6 +81,10 @@ class ALGRNetConfig:
 
     def __post_init__(self) -> None:
         check_input_size(self.input_size, self.stem.grids)
+        width = 8 * self.stem.unit_dim
+        if self.skip_bilstm.mode != "none" and self.skip_bilstm.hidden != width:
+            raise ValueError(f"skip_bilstm.hidden {self.skip_bilstm.hidden} must equal the stem width "
+                             f"8 × stem.unit_dim = {width} (eq. 3.8 adds hidden states to patch features)")
 
 
 def _pau_definitions(config: ALGRNetConfig) -> Any:

@@ -38,6 +38,9 @@ def test_algrnet_from_plain_arguments_equals_the_tiny_yaml() -> None:
         assert torch.equal(plain(images)["au_logits"], from_yaml(images)["au_logits"])
     with pytest.raises(ValueError, match="must split into every stem grid"):
         ALGRNetConfig(input_size=81, stem=StemConfig(unit_dim=2))
+    with pytest.raises(ValueError, match="skip_bilstm.hidden 64 must equal the stem width 8 × stem.unit_dim = 16"):
+        ALGRNetConfig(input_size=80, stem=StemConfig(unit_dim=2))
+    assert ALGRNet(ALGRNetConfig(fusion=FusionConfig(mode="simple")), num_aus=12).input_size == 176
 
 
 @pytest.mark.parametrize("name", ["algrnet", "mgrrnet"])
