@@ -3,18 +3,21 @@
 A checkpoint ``run/best.safetensors`` is accompanied by ``run/best.json`` holding the model name,
 its config, the label set, the split or fold, the code version and any training state needed to
 resume (epoch, optimiser tensors are stored in the weights file under an ``optim/`` prefix).
-Both files are written atomically, the weights first, so a reader never sees a sidecar whose
-weights are missing.  Problems become one-line `CheckpointError`s that name the file.
+Both files are written atomically, the weights first, and both carry the same random ``save_id``
+(the sidecar as a key, the weights in their safetensors header), so a crash between the two renames
+leaves a pair that refuses to load ("written by different saves") instead of new weights read with an
+old sidecar.  Problems become one-line `CheckpointError`s that name the file.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from shared.errors import UserError
@@ -24,6 +27,7 @@ from shared.version import __version__
 WEIGHTS_SUFFIX = ".safetensors"
 META_SUFFIX = ".json"
 REQUIRED_META = ("model", "config")
+SAVE_ID = "save_id"
 
 
 class CheckpointError(UserError):
@@ -48,17 +52,20 @@ def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta:
         raise ValueError(f"checkpoint metadata lacks {missing}")
     weights, sidecar = checkpoint_paths(path)
     flat = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    save_id = uuid.uuid4().hex
     with atomic_path(weights) as tmp:
-        save_file(flat, str(tmp), metadata={"format": "pt", "model": str(meta["model"])})
-    write_json(sidecar, {**meta, "code_version": __version__})
+        save_file(flat, str(tmp), metadata={"format": "pt", "model": str(meta["model"]), SAVE_ID: save_id})
+    write_json(sidecar, {**meta, "code_version": __version__, SAVE_ID: save_id})
     return weights
 
 
 def load_meta(path: str | Path) -> dict[str, Any]:
     """Read and validate the JSON sidecar of a checkpoint."""
-    _, sidecar = checkpoint_paths(path)
+    weights, sidecar = checkpoint_paths(path)
     if not sidecar.is_file():
-        raise CheckpointError(f"checkpoint {sidecar}: sidecar JSON not found")
+        if not weights.is_file():
+            raise CheckpointError(f"checkpoint {weights}: no such checkpoint (neither {weights.name} nor {sidecar.name} exists)")
+        raise CheckpointError(f"checkpoint {sidecar}: sidecar JSON not found (it must sit beside {weights.name})")
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -81,10 +88,27 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
         raise CheckpointError(f"checkpoint {weights}: unreadable or truncated ({reason})") from None
 
 
+def weights_save_id(path: str | Path) -> str | None:
+    """The ``save_id`` in the header of a checkpoint's weights file (None for files written before it existed)."""
+    weights, _ = checkpoint_paths(path)
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            return (handle.metadata() or {}).get(SAVE_ID)
+    except (SafetensorError, OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CheckpointError(f"checkpoint {weights}: unreadable or truncated ({reason})") from None
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Return (tensors, meta) of a checkpoint."""
+    """Return (tensors, meta) of a checkpoint; weights and sidecar must come from the same save."""
     meta = load_meta(path)
-    return load_tensors(path, device), meta
+    tensors = load_tensors(path, device)
+    saved = weights_save_id(path)
+    if meta.get(SAVE_ID) is not None and saved is not None and saved != meta[SAVE_ID]:
+        weights, sidecar = checkpoint_paths(path)
+        raise CheckpointError(f"checkpoint {weights}: weights and {sidecar.name} were written by different saves "
+                              "(an interrupted write?); save or copy the pair again")
+    return tensors, meta
 
 
 def load_state_strict(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str | Path) -> None:

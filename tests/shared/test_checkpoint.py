@@ -67,7 +67,7 @@ def test_bad_sidecar_and_missing_files(tmp_path):
     sidecar.write_text(json.dumps({"model": "toy"}))
     with pytest.raises(CheckpointError, match="missing keys"):
         load_checkpoint(weights)
-    with pytest.raises(CheckpointError, match="not found"):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "absent.safetensors")
 
 
@@ -75,3 +75,31 @@ def test_failed_save_leaves_no_partial_file(tmp_path):
     with pytest.raises(ValueError):
         save_checkpoint(tmp_path / "x", {"w": torch.zeros(1)}, {"model": "toy"})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pair_from_two_saves_refuses_to_load(tmp_path):
+    """A crash between the weights' and the sidecar's rename leaves new weights beside an old sidecar."""
+    import shutil
+
+    from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path / "a", {"w": torch.zeros(2)}, {"model": "toy", "config": {}})
+    shutil.copy(tmp_path / "a.json", tmp_path / "old.json")
+    save_checkpoint(tmp_path / "a", {"w": torch.ones(2)}, {"model": "toy", "config": {}})
+    tensors, _ = load_checkpoint(tmp_path / "a")
+    assert torch.equal(tensors["w"], torch.ones(2))
+    shutil.copy(tmp_path / "old.json", tmp_path / "a.json")  # the state a crash between the renames leaves
+    with pytest.raises(CheckpointError, match="written by different saves") as err:
+        load_checkpoint(tmp_path / "a.safetensors")
+    assert "\n" not in str(err.value)
+
+
+def test_missing_files_are_named_for_what_is_missing(tmp_path):
+    from shared.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nothing.safetensors")
+    save_checkpoint(tmp_path / "b", {"w": torch.zeros(2)}, {"model": "toy", "config": {}})
+    (tmp_path / "b.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="weights file not found"):
+        load_checkpoint(tmp_path / "b.json")
