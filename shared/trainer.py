@@ -23,11 +23,15 @@ stops it too (never selected).  Only rank 0 writes.  Run directory::
     OUT/config.yaml                    the resolved config
 
 Re-running into the same OUT resumes from ``last`` and ends exactly like an uninterrupted run, because the
-data order is a function of (seed, epoch) (`shared.distributed.set_epoch`).
+data order is a function of (seed, epoch) (`shared.distributed.set_epoch`).  A run folder belongs to one run:
+its identity (model, config, fold or split, dataset — `run_identity`) is stored with every state, and a rerun
+with another identity is a one-line error instead of resuming (or overwriting) someone else's weights.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import time
@@ -52,6 +56,10 @@ from shared.training import backward_step, progress, resume_training_state, save
 log = logging.getLogger(__name__)
 
 BEST, LAST = "best", "last"
+#: train: keys that may change between an interrupted run and its resumption (they do not change results)
+RESUMABLE_KEYS = ("epochs", "num_workers", "eval_batch_size")
+#: sidecar keys that say which data a run trains on
+DATA_KEYS = ("dataset", "fold", "split", "task", "protocol", "data")
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,36 @@ class TrainJob:
     prepare_batch: Callable[[Any], Any] | None = None  # after the move to the device (e.g. add class weights)
     collate: Callable[[list], Any] | None = None
     record_key: str = "scores"                      # sidecar key of the evaluation record ("val", "dev")
+    data_id: str = ""                               # fingerprint of the training data (part of the run identity)
     generator: torch.Generator | None = None
+
+
+def run_identity(config: Mapping[str, Any], meta: Mapping[str, Any], data_id: str = "") -> dict[str, Any]:
+    """What makes two trainings the same run: model, config (but `RESUMABLE_KEYS`), data keys, data id."""
+    plain = json.loads(json.dumps(dict(config), default=str))
+    train = {k: v for k, v in (plain.get("train") or {}).items() if k not in RESUMABLE_KEYS}
+    digest = hashlib.sha256(json.dumps({**plain, "train": train}, sort_keys=True).encode()).hexdigest()[:16]
+    identity = {"model": meta.get("model"), "config_sha256": digest}
+    identity.update({key: meta[key] for key in DATA_KEYS if key in meta})
+    if data_id:
+        identity["data_id"] = data_id
+    return identity
+
+
+def check_run_folder(out: Path, identity: Mapping[str, Any]) -> None:
+    """A one-line error if `out` holds a run with another identity (an older run without one is accepted)."""
+    for name in (LAST, BEST):
+        try:
+            stored = load_meta(out / name).get("run_identity")
+        except UserError:
+            continue
+        if stored is None:
+            continue
+        diff = [key for key in sorted(set(stored) | set(identity)) if stored.get(key) != identity.get(key)]
+        if diff:
+            key = diff[0]
+            raise UserError(f"--out {out}: holds a run with {key} {stored.get(key)!r}, not {identity.get(key)!r} "
+                            f"(a run folder belongs to one model, config, fold and dataset; use another --out)")
 
 
 def _best_score(out: Path) -> float:
@@ -109,6 +146,9 @@ def fit(job: TrainJob, out: str | Path, info: DistInfo, amp: bool = True, show_p
         stop_after_epoch: int | None = None) -> Path:
     """Train `job.model` for ``settings.epochs`` epochs into `out`; return the best checkpoint path."""
     out, settings, model = Path(out), job.settings, job.model
+    identity = run_identity(job.config, job.meta, job.data_id)
+    check_run_folder(out, identity)
+    meta = {**job.meta, "run_identity": identity}
     per_rank = max(1, settings.batch_size // info.world_size)
     sampler = make_sampler(job.train_set, info, shuffle=True, seed=settings.seed, generator=job.generator)
     if len(job.train_set) == 0:
@@ -171,15 +211,15 @@ def fit(job: TrainJob, out: str | Path, info: DistInfo, amp: bool = True, show_p
                     best = result.score
                     selection = {"rule": "best evaluation score", "score": result.score}
                     save_checkpoint(out / BEST, model.state_dict(),
-                                    {**job.meta, "epoch": epoch, "selection": selection, job.record_key: result.record})
-                save_training_state(out, model, optimizer, epoch, job.meta)
+                                    {**meta, "epoch": epoch, "selection": selection, job.record_key: result.record})
+                save_training_state(out, model, optimizer, epoch, meta)
             barrier()
             if stop_after_epoch is not None and epoch >= stop_after_epoch:
                 break
         finished = epoch == settings.epochs - 1
         if job.evaluate is None and finished and info.is_main:
             save_checkpoint(out / BEST, model.state_dict(),
-                            {**job.meta, "epoch": epoch, "selection": {"rule": "last epoch", "score": None}})
+                            {**meta, "epoch": epoch, "selection": {"rule": "last epoch", "score": None}})
     finally:
         if logger is not None:
             logger.close()

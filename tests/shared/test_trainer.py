@@ -173,3 +173,24 @@ def test_optimizer_keys_of_the_other_optimizer_are_refused():
         OptimizerConfig("adamw", lr=1.0, weight_decay=0.0, momentum=0.9)
     with pytest.raises(ValueError, match="needs momentum"):
         OptimizerConfig("sgd", lr=1.0, weight_decay=0.0)
+
+
+def test_a_run_folder_belongs_to_one_run(tmp_path):
+    data, x, y = toy_data()
+    evaluate = lambda m, e: EpochEval(accuracy(m, x, y), {})
+    first = job(Classifier(), data, settings(2), evaluate)
+    first.meta["fold"] = "part1"
+    fit(first, tmp_path, DistInfo(), show_progress=False)
+    longer = job(Classifier(), data, settings(3), evaluate)  # more epochs: the same run, extended
+    longer.meta["fold"] = "part1"
+    fit(longer, tmp_path, DistInfo(), show_progress=False)
+    assert load_meta(tmp_path / "last")["epoch"] == 2
+    other = job(Classifier(), data, settings(3), evaluate)
+    other.meta["fold"] = "part2"
+    with pytest.raises(UserError, match="holds a run with fold 'part1', not 'part2'"):
+        fit(other, tmp_path, DistInfo(), show_progress=False)
+    changed = job(Classifier(), data, settings(3), evaluate)
+    changed.meta["fold"] = "part1"
+    changed.config = {"train": {"lr": 0.1}}
+    with pytest.raises(UserError, match="config_sha256"):
+        fit(changed, tmp_path, DistInfo(), show_progress=False)
