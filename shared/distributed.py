@@ -49,9 +49,16 @@ def init_distributed(device: str | None = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=target)
 
 
-def cleanup() -> None:
-    """Destroy the process group if one was created."""
+def cleanup(synchronise: bool = True) -> None:
+    """Destroy the process group if one was created.
+
+    On a normal exit (`synchronise`) every rank first meets at a barrier, so no rank tears the
+    group down while another still has a collective in flight; after an error the barrier is
+    skipped (the other ranks may be gone and it would wait for the timeout).
+    """
     if dist.is_available() and dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -115,19 +122,39 @@ def all_gather_concat(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat([g[: int(s.item())] for g, s in zip(gathered, sizes)], dim=0)
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather in the forward pass; in the backward pass every rank's gradient for the gathered
+    matrix is summed over ranks (one all_reduce) and each rank keeps the rows it contributed."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        tensor = tensor.contiguous()
+        world, ctx.rank, ctx.rows = dist.get_world_size(), dist.get_rank(), tensor.shape[0]
+        parts = [torch.empty_like(tensor) for _ in range(world)]
+        dist.all_gather(parts, tensor)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
 def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate equal-sized tensors from every rank keeping the autograd graph.
 
     Retrieval losses use it to score each rank's queries against the negatives of all ranks
     (the global batch); gradients flow back to the rank that produced each row, summed over
     the ranks that used it, i.e. the gradient of the sum of all ranks' losses.  DDP then
-    averages parameter gradients over ranks, as it does for any loss.
+    averages parameter gradients over ranks, as it does for any loss.  The collectives are
+    blocking (all_gather forward, all_reduce backward), which every backend supports; torch's
+    own ``torch.distributed.nn`` version emulates reduce-scatter with all-to-all on gloo and
+    left a worker thread running at exit under load (SIGABRT at interpreter shutdown).
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(tensor), dim=0)
+    return _GatherWithGrad.apply(tensor)
 
 
 def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:

@@ -30,10 +30,12 @@ with another identity is a one-line error instead of resuming (or overwriting) s
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +226,11 @@ def fit(job: TrainJob, out: str | Path, info: DistInfo, amp: bool = True, show_p
         if logger is not None:
             logger.close()
         if info.enabled:
-            cleanup()
+            # the DDP wrapper holds the process group: release it first, or the group outlives
+            # destroy_process_group and its worker thread aborts the process at interpreter exit
+            ddp_model = None
+            gc.collect()
+            cleanup(synchronise=sys.exc_info()[0] is None)
     if info.is_main and not (out / f"{BEST}.safetensors").is_file() and epoch == settings.epochs - 1:
         raise UserError(f"{out}: no epoch could be selected (every evaluation was unselectable; see metrics.jsonl)")
     return out / f"{BEST}.safetensors"

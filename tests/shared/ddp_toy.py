@@ -4,6 +4,7 @@ Trains a small MLP for a few SGD steps on fixed data with a global batch of 8 an
 rank 0 only, every rank's final parameters plus an uneven all-gather check to OUT/result.json.
 """
 
+import gc
 import json
 import sys
 
@@ -14,7 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 from shared.distributed import (
     all_gather_concat,
     all_gather_with_grad,
-    barrier,
     cleanup,
     init_distributed,
     make_sampler,
@@ -56,7 +56,8 @@ def main(out: str) -> None:
                 "gathered": gathered.detach().tolist(),
                 "probe_grad": grad_probe.grad.tolist(),
             }, handle)
-    barrier()  # every rank finishes its collectives before the group is torn down
+    del model, optimizer  # the DDP wrapper holds the group: release it before tearing the group down
+    gc.collect()
     cleanup()
 
 
