@@ -27,10 +27,11 @@ OUT    ?=
 FAU_DEFAULT := runs/fau-default
 RET_DEFAULT := runs/retrieval-default
 
-.PHONY: help install-fau install-retrieval install-dev test bench clean-venv train-fau train-retrieval
+.PHONY: help install-fau install-retrieval install-dev browser test bench clean-venv train-fau train-retrieval
 
 help:
 	@echo "make test               install fau+retrieval+dev into $(VENV) (once) and run the test suite"
+	@echo "make browser            install headless Chromium + chromedriver for the demo-page tests (apt, once)"
 	@echo "make install-fau        install the fau task only (pip install -e '.[fau]')"
 	@echo "make install-retrieval  install the retrieval task only (pip install -e '.[retrieval]')"
 	@echo "make train-fau          SynFACS -> prepare -> train every FAU model (tiny) -> eval -> table"
@@ -58,7 +59,17 @@ install-fau: $(VENV)/.stamp-fau
 install-retrieval: $(VENV)/.stamp-retrieval
 install-dev: $(VENV)/.stamp-dev
 
-test: $(VENV)/.stamp-dev
+# the browser tests of the demo pages drive Debian's chromium through its chromedriver; installed
+# only when chromedriver is missing (CI runs as root; elsewhere sudo asks). Without apt-get the
+# browser tests skip and say so.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	    $$sudo apt-get update && $$sudo apt-get install -y chromium chromium-driver; \
+	  else echo "make browser: no apt-get here; install Chromium and chromedriver yourself (browser tests skip)"; fi; }
+
+test: $(VENV)/.stamp-dev browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 train-fau: $(VENV)/.stamp-fau

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from shared.cli import run_cli
 
-DESCRIPTION = "Facial action unit recognition: synth, prepare, train, eval, info, predict."
+DESCRIPTION = "Facial action unit recognition: synth, prepare, train, eval, info, predict, serve."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
