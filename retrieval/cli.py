@@ -7,7 +7,7 @@ from typing import Sequence
 
 from shared.cli import run_cli
 
-DESCRIPTION = "Image-sentence retrieval: synth, parse, features, train, evaluate, explain, info, index, search."
+DESCRIPTION = "Image-sentence retrieval: synth, parse, features, train, evaluate, explain, info, index, search, serve."
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -80,6 +80,7 @@ def screenshot(driver: Any, name: str) -> Path:
     size = driver.get_window_size()
     height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
     driver.set_window_size(size["width"], min(max(height + 120, 600), 4000))
+    driver.execute_script("window.scrollTo(0, 0)")
     path = folder / name
     tmp = path.with_suffix(".tmp.png")
     assert driver.save_screenshot(str(tmp)), "the browser did not save a screenshot"

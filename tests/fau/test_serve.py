@@ -77,6 +77,7 @@ def open_page(browser, url):
 
 
 def upload(browser, *paths: Path) -> None:
+    browser.execute_script("document.getElementById('message').dataset.kind = ''")
     browser.find_element("id", "files").send_keys("\n".join(str(p) for p in paths))
 
 

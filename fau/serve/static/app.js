@@ -166,9 +166,11 @@ function fillText(col, text, missing) {
   const body = col.querySelector(".text-body");
   if (!text) { body.replaceChildren(h("p", { class: "muted" }, missing)); return; }
   const local = Object.entries(text.local || {});
-  body.replaceChildren(h("p", { class: "global" }, text.global || "(no global sentence)"),
-    local.length ? h("details", {}, h("summary", {}, "per-AU sentences"),
-      h("dl", {}, local.map(([au, sentence]) => [h("dt", {}, au), h("dd", {}, sentence)]))) : null);
+  body.replaceChildren(h("p", { class: "global" }, text.global || "(no global sentence)"));
+  if (local.length) {
+    body.append(h("details", {}, h("summary", {}, "per-AU sentences"),
+      h("dl", {}, local.map(([au, sentence]) => [h("dt", {}, au), h("dd", {}, sentence)]))));
+  }
 }
 
 // Re-label every face at the current thresholds: bars and chips at once (client side), then the
