@@ -44,7 +44,7 @@ def require_serve_extra(command: str) -> None:
     """One-line `UserError` unless the web server libraries (the ``serve`` extra) are importable."""
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart: file uploads)
+        import python_multipart  # noqa: F401  (file uploads)
         import uvicorn  # noqa: F401
     except ImportError as err:
         raise UserError(f"{command} needs the serve extra ({err.name} is missing): {EXTRA_HINT}") from None

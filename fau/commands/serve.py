@@ -48,15 +48,18 @@ def run(args: argparse.Namespace) -> int:
     from fau.serve.adapter import load_predictor
     from fau.serve.app import Limits, build_app
 
-    predictor = load_predictor(args.checkpoint, args.device, args.threshold, args.template, args.decoding,
-                               args.min_score)
-    app = build_app(predictor, Limits(args.max_files, args.max_file_mb, args.max_megapixels))
-    sock = bind(args.host, args.port)
-    url = url_of(sock)
-    print(f"fau serve: {predictor.meta['model']} from {args.checkpoint} at {url} (Ctrl+C stops)")
-    if args.open:
-        import webbrowser
+    sock = bind(args.host, args.port)          # a port in use fails before the model loads
+    try:
+        predictor = load_predictor(args.checkpoint, args.device, args.threshold, args.template, args.decoding,
+                                   args.min_score)
+        app = build_app(predictor, Limits(args.max_files, args.max_file_mb, args.max_megapixels))
+        url = url_of(sock)
+        print(f"fau serve: {predictor.meta['model']} from {args.checkpoint} at {url} (Ctrl+C stops)", flush=True)
+        if args.open:
+            import webbrowser
 
-        webbrowser.open(url)
-    serve(app, sock)
+            webbrowser.open(url)
+        serve(app, sock)
+    finally:
+        sock.close()
     return 0

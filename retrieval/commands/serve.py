@@ -44,15 +44,19 @@ def run(args: argparse.Namespace) -> int:
     from retrieval.serve.adapter import load_gallery
     from retrieval.serve.app import Limits, build_app
 
-    gallery = load_gallery(args.index, args.checkpoint, args.rerank, args.captions, args.device, args.shortlist)
-    app = build_app(gallery, Limits(max_query_chars=args.max_query_chars))
-    sock = bind(args.host, args.port)
-    url = url_of(sock)
-    rerank = f", re-ranked by {gallery.reranker.name}" if gallery.reranker else ""
-    print(f"retrieval serve: {gallery.index.count} images ({gallery.index.model}{rerank}) at {url} (Ctrl+C stops)")
-    if args.open:
-        import webbrowser
+    sock = bind(args.host, args.port)          # a port in use fails before the models load
+    try:
+        gallery = load_gallery(args.index, args.checkpoint, args.rerank, args.captions, args.device, args.shortlist)
+        app = build_app(gallery, Limits(max_query_chars=args.max_query_chars))
+        url = url_of(sock)
+        rerank = f", re-ranked by {gallery.reranker.name}" if gallery.reranker else ""
+        print(f"retrieval serve: {gallery.index.count} images ({gallery.index.model}{rerank}) at {url} (Ctrl+C stops)",
+              flush=True)
+        if args.open:
+            import webbrowser
 
-        webbrowser.open(url)
-    serve(app, sock)
+            webbrowser.open(url)
+        serve(app, sock)
+    finally:
+        sock.close()
     return 0

@@ -163,7 +163,7 @@ def search(gallery: Gallery, query: str, topk: int, explain: bool) -> dict[str, 
             try:
                 hit["explanation"] = explain_hit(gallery, hit, query)
             except UserError as err:
-                note = f"no explanation: {err}"
+                note = "no explanation: " + str(err).removeprefix("--explain: ")
                 break
     shown = [{key: hit[key] for key in ("rank", "row", "score", "id", "explanation") if key in hit} for hit in hits]
     for hit in shown:

@@ -187,3 +187,44 @@ def test_bad_inputs_get_visible_messages_and_a_busy_server_says_so(server, brows
     upload(browser, photos / "astronaut.png")                              # the page is not stuck
     assert wait_message(browser, ("ok",))[0] == "ok"
     assert message(browser)[1].startswith("1 photo(s), 1 face(s)")
+
+
+def test_fau_serve_command_starts_on_localhost_and_stops_on_ctrl_c(checkpoint):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    process = subprocess.Popen([sys.executable, "-m", "fau", "serve", "--checkpoint", str(checkpoint), "--port", "0",
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("fau serve: vlfau from ") and " at http://127.0.0.1:" in line
+        url = line.split(" at ")[1].split()[0]
+        with urllib.request.urlopen(url + "api/info", timeout=30) as response:
+            assert json.loads(response.read())["labels"] == LABELS
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = response.read().decode()
+        assert "<script src=\"/static/app.js\">" in page and "http" not in page.replace(url, "")  # nothing fetched elsewhere
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and "Traceback" not in err
+
+
+def test_fau_serve_bad_arguments_are_one_line_errors(checkpoint, tmp_path, capsys):
+    from shared.serve import bind
+
+    assert main(["serve", "--checkpoint", str(tmp_path / "missing.safetensors"), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fau: error: ") and "missing" in err and len(err.splitlines()) == 1
+    taken = bind("127.0.0.1", 0)
+    try:
+        port = taken.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(port)]) == 2
+        assert capsys.readouterr().err.strip() == f"fau: error: --port {port}: already in use on 127.0.0.1; pick another port"
+    finally:
+        taken.close()
+    assert main(["serve", "--checkpoint", str(checkpoint), "--max-file-mb", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "fau: error: --max-file-mb must be positive, got 0.0"

@@ -162,3 +162,76 @@ def test_empty_and_huge_queries_and_a_busy_server_get_visible_messages(server, b
     search(browser, "a red cube")                                           # the page is not stuck
     assert wait_message(browser, ("ok",))[0] == "ok" and browser.find_elements("css selector", ".hit")
     assert message(browser)[1].startswith("10 images for")
+
+
+def get_json(url: str, body: dict | None = None) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_reranked_gallery_answers_like_search_rerank_and_says_it_cannot_explain(built, tmp_path):
+    hire = train("hire_t2i", built["scenes"], load_run_config("hire_t2i_tiny", CONFIG_DIR, FAST), tmp_path / "hire",
+                 device="cpu", show_progress=False)
+    gallery = load_gallery(str(built["index"]), None, str(hire), str(built["captions"]), "cpu", 8)
+    query = "a small cyan cone in front of a large red cube"
+    with ServerThread(build_app(gallery)) as url:
+        status, info = get_json(url + "api/info")
+        assert (info["rerank"], info["shortlist"], info["captions"]) == ("hire_t2i", 8, 120)
+        status, answer = get_json(url + "api/search", {"query": query, "topk": 5, "explain": True})
+        assert status == 200 and answer["scored_by"] == "hire_t2i re-ranking the top 8 of 3shnet"
+        assert answer["note"].startswith("no explanation: hire_t2i exposes no region salience")
+        status, heldout = get_json(url + "api/heldout?n=24")
+    expected = cli_json(tmp_path, "--index", str(built["index"]), query, "--topk", "5", "--rerank", str(hire),
+                        "--shortlist", "8")["results"][0]["hits"]
+    assert [(h["id"], h["score"]) for h in answer["hits"]] == [(h["id"], h["score"]) for h in expected]
+    report = cli_json(tmp_path, "--index", str(built["index"]), "--heldout", "24", "--rerank", str(hire),
+                      "--shortlist", "10")["heldout"]
+    assert heldout == report and 0 <= heldout["shortlist_recall"] <= 100
+
+
+def test_a_features_gallery_shows_its_photos_and_says_it_has_no_captions(built, tmp_path):
+    from PIL import Image
+    from skimage import data as skdata
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(skdata.astronaut()[::2, ::2]).save(photos / "astronaut.png")
+    Image.fromarray(skdata.coffee()[::2, ::2]).save(photos / "coffee.jpg")
+    tiny = ["detector.min_size=128", "detector.max_size=160", "detector.rpn_pre_nms_top_n=300",
+            "detector.rpn_post_nms_top_n=100"]
+    assert main(["features", "--images", str(photos), "--out", str(tmp_path / "gallery"), "--no-progress", *tiny]) == 0
+    vsepp = train("vsepp", built["scenes"], load_run_config("vsepp_tiny", CONFIG_DIR, FAST), tmp_path / "vsepp",
+                  device="cpu", show_progress=False)
+    assert main(["index", "build", "--checkpoint", str(vsepp), "--data", str(tmp_path / "gallery"),
+                 "--out", str(tmp_path / "index"), "--quiet", "--device", "cpu"]) == 0
+    gallery = load_gallery(str(tmp_path / "index"), None, None, None, "cpu", 100)
+    import urllib.request
+
+    with ServerThread(build_app(gallery)) as url:
+        status, rows = get_json(url + "api/gallery")
+        assert [(r["id"], r["picture"]) for r in rows["rows"]] == [("astronaut.png", True), ("coffee.jpg", True)]
+        with urllib.request.urlopen(url + "api/picture/1", timeout=30) as response:
+            assert response.read() == (photos / "coffee.jpg").read_bytes()
+        status, answer = get_json(url + "api/search", {"query": "a woman in a space suit", "topk": 2})
+        assert status == 200 and {h["id"] for h in answer["hits"]} == {"astronaut.png", "coffee.jpg"}
+        assert answer["note"] == "no explanation: vsepp exposes no region salience (3SHNet) or explain_pair (HiRE)"
+        assert get_json(url + "api/captions/0") == (400, {"error": "no caption bank: this gallery has no captions; start "
+                                                         "the demo with --captions INDEX (`retrieval index build --captions ...`)"})
+        status, error = get_json(url + "api/heldout?n=2")
+        assert status == 400 and error["error"].endswith("has no captions, so no query has a known answer")
+        assert get_json(url + "api/picture/7")[0] == 400 and get_json(url + "api/search", {"query": 3})[0] == 400
+
+
+def test_retrieval_serve_bad_arguments_are_one_line_errors(built, tmp_path, capsys):
+    assert main(["serve", "--index", str(tmp_path / "nowhere"), "--port", "0"]) == 2
+    assert capsys.readouterr().err.strip() == f"retrieval: error: index {tmp_path / 'nowhere'}: not an index folder (manifest.json not found)"
+    assert main(["serve", "--index", str(built["captions"]), "--port", "0", "--device", "cpu"]) == 2
+    assert "a captions index; the demo searches an images index" in capsys.readouterr().err
