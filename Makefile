@@ -61,13 +61,13 @@ install-dev: $(VENV)/.stamp-dev
 
 # the browser tests of the demo pages drive Debian's chromium through its chromedriver; installed
 # only when chromedriver is missing (CI runs as root; elsewhere sudo asks). Without apt-get the
-# browser tests skip and say so.
+# browser tests fail naming what to install.
 browser:
 	@command -v chromedriver >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	    $$sudo apt-get update && $$sudo apt-get install -y chromium chromium-driver; \
-	  else echo "make browser: no apt-get here; install Chromium and chromedriver yourself (browser tests skip)"; fi; }
+	  else echo "make browser: no apt-get here; install Chromium and chromedriver yourself (the browser tests need them)"; fi; }
 
 test: $(VENV)/.stamp-dev browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)

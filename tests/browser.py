@@ -1,9 +1,9 @@
 """Headless Chromium for the demo-page tests (Debian's ``chromium`` and ``chromium-driver``).
 
-`make test` installs both when ``chromedriver`` is missing; a plain ``pytest`` without them skips the
-browser tests with the command that installs them.  Selenium is pointed at the system binaries, so it
-never downloads a browser or a driver.  Screenshots go to ``docs/img`` (the README shows them), or to
-``$SERVE_SCREENSHOT_DIR`` when set.
+`make test` installs both when ``chromedriver`` is missing; a plain ``pytest`` without them fails the
+browser tests with the command that installs them (nothing is skipped).  Selenium is pointed at the system binaries, so it
+never downloads a browser or a driver.  Screenshots go to ``runs/screenshots`` (ignored by git), or to ``$SERVE_SCREENSHOT_DIR`` when set:
+``SERVE_SCREENSHOT_DIR=docs/img`` refreshes the ones the README shows.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ def system_binary(*names: str) -> str | None:
 
 
 def start_chromium(width: int = 1360, height: int = 1000) -> Any:
-    """A headless Chromium WebDriver session, or a skip naming the install command."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is missing (pip install -e '.[dev]')")
+    """A headless Chromium WebDriver session; the test fails naming the install command without one."""
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     driver_path = system_binary("chromedriver")
     browser_path = system_binary("chromium", "chromium-browser")
     if driver_path is None or browser_path is None:
-        pytest.skip(f"headless Chromium is missing: {INSTALL_HINT}")
+        pytest.fail(f"headless Chromium is missing: {INSTALL_HINT}")
     options = webdriver.ChromeOptions()
     options.binary_location = browser_path
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -74,8 +74,8 @@ def wait_message(driver: Any, kinds: tuple[str, ...]) -> tuple[str, str]:
 
 
 def screenshot(driver: Any, name: str) -> Path:
-    """A full-page PNG of the current page as ``docs/img/<name>`` (or under $SERVE_SCREENSHOT_DIR)."""
-    folder = Path(os.environ.get("SERVE_SCREENSHOT_DIR") or ROOT / "docs" / "img")
+    """A full-page PNG of the current page as ``runs/screenshots/<name>`` (or under $SERVE_SCREENSHOT_DIR)."""
+    folder = Path(os.environ.get("SERVE_SCREENSHOT_DIR") or ROOT / "runs" / "screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     size = driver.get_window_size()
     height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")

@@ -23,7 +23,6 @@ from fau.models import MODELS, build_model
 from shared.checkpoint import save_checkpoint
 from tests.browser import message, screenshot, start_chromium, wait_for, wait_message
 
-pytest.importorskip("fastapi", reason="the serve extra is missing (pip install -e '.[serve]')")
 
 from fau.serve.adapter import load_predictor  # noqa: E402
 from fau.serve.app import Limits, build_app  # noqa: E402

@@ -19,7 +19,6 @@ from retrieval.train import CONFIG_DIR, train
 from shared.config import load_run_config
 from tests.browser import message, screenshot, start_chromium, wait_for, wait_message
 
-pytest.importorskip("fastapi", reason="the serve extra is missing (pip install -e '.[serve]')")
 
 from retrieval.serve.adapter import load_gallery  # noqa: E402
 from retrieval.serve.app import Limits, build_app  # noqa: E402
