@@ -14,7 +14,11 @@ gives an empty face list (a note on stderr, not a failure).
 Resume: each finished image is appended to ``.<OUT>.journal.jsonl`` beside the first output, with
 the run's settings in its first line. A rerun with the same settings skips the images journalled
 without error (failed ones are retried); ``--overwrite`` starts afresh. The outputs are written
-atomically from all records at the end (also when interrupted).
+atomically from all records at the end. An interrupted run writes what it finished only into an
+output that does not exist yet or that an interrupted run of the same journal wrote: a finished
+output of an earlier run (other settings, other images) stays as it was until a complete new one
+replaces it. Overlays are drawn into ``DIR/.pending/`` and moved into DIR when the run completes,
+for the same reason.
 """
 
 from __future__ import annotations
@@ -75,21 +79,29 @@ def _key(path: str) -> str:
 
 
 class Journal:
-    """Finished records of earlier runs with the same settings, and an append handle for new ones."""
+    """Finished records of earlier runs with the same settings, and an append handle for new ones.
+
+    `partial` holds the output files an interrupted run of this journal wrote (a ``{"partial": [...]}``
+    line, the last one counts): only those, or absent files, may take a later interrupted run's records.
+    """
 
     def __init__(self, path: Path, settings: dict[str, Any], fresh: bool) -> None:
         self.path, self.done, self.discarded = path, {}, False
+        self.partial: list[str] = []
         if path.is_file() and not fresh:
             lines = path.read_text(encoding="utf-8").splitlines()
             if lines and self._parse(lines[0]) == {"settings": settings}:
                 for line in lines[1:]:
                     record = self._parse(line)
-                    if record and "image" in record:
+                    if isinstance(record, dict) and "image" in record:
                         self.done[_key(record["image"])] = record
+                    elif isinstance(record, dict) and isinstance(record.get("partial"), list):
+                        self.partial = [str(p) for p in record["partial"]]
             else:
                 self.discarded = True
         path.parent.mkdir(parents=True, exist_ok=True)
         keep = [json.dumps({"settings": settings})] + [json.dumps(r) for r in self.done.values()]
+        keep += [json.dumps({"partial": self.partial})] if self.partial else []
         from shared.io import atomic_open
 
         with atomic_open(path, "w", encoding="utf-8") as handle:
@@ -113,6 +125,16 @@ class Journal:
         self.done[_key(record["image"])] = record
         self.handle.write(json.dumps(record) + "\n")
         self.handle.flush()
+
+    def mark_partial(self, paths: Sequence[str]) -> None:
+        """Record which output files now hold an interrupted run's records ([] after a complete run)."""
+        self.partial = [os.path.abspath(p) for p in paths]
+        self.handle.write(json.dumps({"partial": self.partial}) + "\n")
+        self.handle.flush()
+
+    def may_replace(self, path: str) -> bool:
+        """Whether an interrupted run may write `path`: absent, or written by an interrupted run of this journal."""
+        return not os.path.lexists(path) or os.path.abspath(path) in self.partial
 
     def close(self) -> None:
         """Close the append handle."""
@@ -157,6 +179,33 @@ def write_outputs(records: list[dict[str, Any]], labels: Sequence[str], json_pat
             csv.writer(handle).writerows(csv_rows(records, labels))
 
 
+class Overlays:
+    """Overlay PNGs drawn into ``DIR/.pending/`` and moved into DIR only when the run completes, so an
+    interrupted run never replaces the overlays of an earlier finished one (module docstring)."""
+
+    PENDING = ".pending"
+
+    def __init__(self, folder: str, resume: bool) -> None:
+        import shutil
+
+        self.folder = Path(folder)
+        self.pending = self.folder / self.PENDING
+        if not resume and self.pending.is_dir():
+            shutil.rmtree(self.pending)   # unfinished overlays of another run: never a finished output
+        self.pending.mkdir(parents=True, exist_ok=True)
+
+    def path(self, image: str, face: int) -> tuple[Path, Path]:
+        """(where to draw it now, where it ends up)."""
+        name = overlay_name(image, face)
+        return self.pending / name, self.folder / name
+
+    def publish(self) -> None:
+        """Move every drawn overlay into the folder (each an atomic rename) and drop the pending folder."""
+        for path in sorted(self.pending.iterdir()):
+            os.replace(path, self.folder / path.name)
+        self.pending.rmdir()
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     checkpoint = Path(args.checkpoint).resolve()
     stat = checkpoint.stat() if checkpoint.is_file() else None
@@ -176,6 +225,26 @@ def _report(record: dict[str, Any], write: Any) -> bool:
     return False
 
 
+def check_output(path: str | None, option: str, folder: bool = False) -> None:
+    """Refuse at start (not after the whole batch) an output that cannot be written: a file name that is
+    a folder (or a `folder` that is a file), or a place below a file or in a read-only folder."""
+    from shared.errors import UserError
+
+    if not path:
+        return
+    target = Path(path)
+    if folder and os.path.lexists(target) and not target.is_dir():
+        raise UserError(f"{option} {path}: exists and is not a folder")
+    if not folder and target.is_dir():
+        raise UserError(f"{option} {path}: is a folder, expected a file name")
+    start = target if folder else target.parent
+    parent = next((p for p in (start, *start.parents) if os.path.lexists(p)), Path("."))
+    if not parent.is_dir():
+        raise UserError(f"{option} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: folder {parent} is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -185,6 +254,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    check_output(args.json, "--json")
+    check_output(args.csv, "--csv")
+    if args.overlay:
+        check_output(args.overlay, "--overlay", folder=True)
     predictor = load(args.checkpoint, args.device, thresholds=args.threshold, explanation=args.explanation,
                      explain=bool(args.overlay),
                      template=args.template, decoding=args.decoding, batch_size=args.batch_size,
@@ -200,10 +273,12 @@ def run(args: argparse.Namespace) -> int:
     if journal is not None and journal.discarded:
         print(f"{journal.path}: made with other settings (checkpoint, thresholds, ...); starting afresh",
               file=sys.stderr)
+    overlays = Overlays(args.overlay, resume=journal is not None and bool(journal.done)) if args.overlay else None
     todo = [p for p in images if journal is None or not journal.finished(p)]
     if journal is not None and len(todo) < len(images):
         print(f"resuming: {len(images) - len(todo)} of {len(images)} images already done", file=sys.stderr)
     failed = 0
+    complete = False
     fresh: dict[str, dict[str, Any]] = {}
     bar = tqdm(total=len(todo), desc="predict", unit="image", disable=args.no_progress, dynamic_ncols=True)
     try:
@@ -211,12 +286,12 @@ def run(args: argparse.Namespace) -> int:
             chunk = todo[start: start + args.batch_size]
             for result in predictor.run(chunk, aligned=args.aligned, errors="record"):
                 record = result.record()
-                if args.overlay and not result.error:
+                if overlays is not None and not result.error:
                     for index, face in enumerate(result.faces):
-                        path = Path(args.overlay) / overlay_name(result.image, index)
-                        draw_prediction_overlay(face, predictor.aus, predictor.thresholds, path,
+                        drawn, final = overlays.path(result.image, index)
+                        draw_prediction_overlay(face, predictor.aus, predictor.thresholds, drawn,
                                                 title=f"{result.image} face {index}")
-                        record["faces"][index]["overlay"] = str(path)
+                        record["faces"][index]["overlay"] = str(final)
                 failed += _report(record, lambda m: tqdm.write(m, file=sys.stderr))
                 fresh[_key(record["image"])] = record
                 if journal is not None:
@@ -224,13 +299,38 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     print(json.dumps(record, ensure_ascii=False))
             bar.update(len(chunk))
+        complete = True
     finally:
         bar.close()
         if journal is not None:
-            journal.close()
-            records = [journal.done[_key(p)] for p in images if _key(p) in journal.done]
-            write_outputs(records, predictor.labels, args.json, args.csv)
+            try:
+                _finish_outputs(journal, images, predictor.labels, args, complete)
+            finally:
+                journal.close()
+    if overlays is not None:
+        overlays.publish()
     faces = sum(len(r["faces"]) for r in fresh.values())
     print(f"{len(todo)} images processed ({faces} faces, {failed} failed), "
           f"{len(images) - len(todo)} resumed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _finish_outputs(journal: Journal, images: Sequence[str], labels: Sequence[str], args: argparse.Namespace,
+                    complete: bool) -> None:
+    """Write the outputs from the journal: all of them after a complete run; after an interrupted one only
+    those `Journal.may_replace` allows, so an earlier finished output is never lost (module docstring)."""
+    records = [journal.done[_key(p)] for p in images if _key(p) in journal.done]
+    if complete:
+        write_outputs(records, labels, args.json, args.csv)
+        if journal.partial:
+            journal.mark_partial([])
+        return
+    written, kept = [], []
+    for path in (args.json, args.csv):
+        if path:
+            (written if journal.may_replace(path) else kept).append(path)
+    write_outputs(records, labels, *(p if p in written else None for p in (args.json, args.csv)))
+    journal.mark_partial(written)
+    for path in kept:
+        print(f"{path}: kept as it was (an earlier run's output); this run's finished images are in "
+              f"{journal.path}, rerun the same command to finish", file=sys.stderr)

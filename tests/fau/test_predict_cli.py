@@ -129,3 +129,80 @@ def test_bad_arguments_are_one_line_errors(checkpoint, tmp_path, capsys):
     assert "no image files found" in capsys.readouterr().err
     assert predict(checkpoint, tmp_path / "empty", "--batch-size", "0") == 2
     assert "--batch-size" in capsys.readouterr().err
+
+
+def interrupt_after(monkeypatch, chunks):
+    """Make `Predictor.run` raise KeyboardInterrupt on call number `chunks` + 1."""
+    calls = []
+    original = Predictor.run
+
+    def run(self, items, **kwargs):
+        calls.append(items)
+        if len(calls) > chunks:
+            raise KeyboardInterrupt
+        return original(self, items, **kwargs)
+
+    monkeypatch.setattr(Predictor, "run", run)
+    return lambda: monkeypatch.setattr(Predictor, "run", original)
+
+
+def test_interrupted_rerun_with_other_settings_keeps_the_finished_outputs(checkpoint, photos, tmp_path,
+                                                                            monkeypatch, capsys):
+    out = tmp_path / "out"
+    outputs = [out / "r.json", out / "r.csv"]
+    args = (photos, "--json", outputs[0], "--csv", outputs[1], "--overlay", out / "png", "--batch-size", "1")
+    assert predict(checkpoint, *args) == 1
+    before = {p: p.read_bytes() for p in [*outputs, *sorted((out / "png").iterdir())]}
+    threshold = tmp_path / "t.yaml"
+    threshold.write_text("AU12: 0.01\nAU1: 0.01\n")
+    restore = interrupt_after(monkeypatch, 1)
+    capsys.readouterr()
+    assert predict(checkpoint, *args, "--threshold", threshold) == 130
+    err = capsys.readouterr().err
+    assert "starting afresh" in err and "r.json: kept as it was" in err and "r.csv: kept as it was" in err
+    assert {p: p.read_bytes() for p in before} == before          # nothing of the finished run lost
+    assert set((out / "png").iterdir()) == {*[*before][2:], out / "png" / ".pending"}
+    # a second interruption of the same settings still keeps them; the complete run replaces them
+    assert predict(checkpoint, *args, "--threshold", threshold) == 130
+    assert {p: p.read_bytes() for p in before} == before
+    restore()
+    assert predict(checkpoint, *args, "--threshold", threshold) == 1
+    (astronaut,) = [r for r in json.loads(outputs[0].read_text()) if r["image"].endswith("astronaut.png")]
+    assert {"AU1", "AU12"} <= set(astronaut["faces"][0]["active"])
+    assert outputs[0].read_bytes() != before[outputs[0]] and not (out / "png" / ".pending").exists()
+    assert (out / "png" / overlay_name(astronaut["image"], 0)).read_bytes() != before[
+        out / "png" / overlay_name(astronaut["image"], 0)]
+
+
+def test_interrupted_run_over_other_images_keeps_the_finished_output(checkpoint, photos, tmp_path, monkeypatch):
+    out = tmp_path / "r.json"
+    assert predict(checkpoint, photos / "astronaut.png", "--json", out) == 0
+    before = out.read_bytes()
+    restore = interrupt_after(monkeypatch, 1)
+    assert predict(checkpoint, photos / "more", "--json", out, "--batch-size", "1") == 130
+    assert out.read_bytes() == before
+    restore()
+
+
+def test_repeated_interruptions_update_their_own_partial_output(checkpoint, photos, tmp_path, monkeypatch):
+    out = tmp_path / "r.json"
+    restore = interrupt_after(monkeypatch, 1)
+    assert predict(checkpoint, photos, "--json", out, "--batch-size", "1") == 130
+    assert len(json.loads(out.read_text())) == 1
+    restore()
+    restore = interrupt_after(monkeypatch, 1)
+    assert predict(checkpoint, photos, "--json", out, "--batch-size", "1") == 130
+    assert len(json.loads(out.read_text())) == 2                 # its own partial output: updated
+    restore()
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_batch(checkpoint, photos, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    for option, value, message in (("--json", tmp_path / "adir", "is a folder"),
+                                   ("--csv", tmp_path / "afile" / "r.csv", "is not a folder"),
+                                   ("--overlay", tmp_path / "afile", "exists and is not a folder"),
+                                   ("--json", tmp_path / "afile" / "deeper" / "r.json", "is not a folder")):
+        assert predict(checkpoint, photos / "astronaut.png", option, value) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and option in err and str(value) in err and message in err
