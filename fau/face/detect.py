@@ -44,10 +44,13 @@ class FaceBox:
 
 
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Return a C-contiguous HxWx3 uint8 image from a grey (HxW), RGB or RGBA uint8 image."""
+    """Return a C-contiguous HxWx3 uint8 image from a grey (HxW), RGB or RGBA uint8 image
+    (uint16 images are scaled by 255/65535)."""
     image = np.asarray(image)
+    if image.dtype == np.uint16:
+        image = np.rint(image / 257.0).astype(np.uint8)
     if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+        raise ValueError(f"expected a uint8 or uint16 image, got dtype {image.dtype}")
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     elif image.ndim == 3 and image.shape[2] in (3, 4):

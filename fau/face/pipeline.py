@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from fau.face.align import AlignedFace, align_face
 from fau.face.detect import FaceBox, as_rgb_uint8, detect_faces
 from fau.face.landmarks import predict_landmarks
 from shared.errors import UserError
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 
 @dataclass
@@ -54,24 +58,57 @@ class FacePipeline:
         return results
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as HxWx3 uint8 RGB (EXIF orientation applied).
+#: Pillow modes of one-channel images deeper than 8 bits, read as numbers and scaled to 8 bits
+HIGH_BIT_MODES: tuple[str, ...] = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
-    Missing, unreadable and truncated files raise a one-line `UserError` naming the file.
+
+def to_uint8(image: "PIL.Image.Image", path: str) -> np.ndarray:
+    """An opened image as HxWx3 uint8 RGB; 16-bit (and 32-bit integer/float) grey is scaled to 8 bits,
+    not clipped: 16-bit values by 255/65535, 32-bit integers when they stay within 16 bits, floats
+    when they lie in [0, 1] (other ranges have no fixed white and are refused)."""
+    if image.mode not in HIGH_BIT_MODES:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    values = np.asarray(image)
+    if image.mode == "F":
+        if not np.all(np.isfinite(values)) or values.min() < 0.0 or values.max() > 1.0:
+            raise UserError(f"image {path!r}: floating-point pixels outside [0, 1] (no fixed white level)")
+        grey = values * 255.0
+    else:
+        if values.min() < 0 or values.max() > 65535:
+            raise UserError(f"image {path!r}: 32-bit pixels outside the 16-bit range (no fixed white level)")
+        grey = values.astype(np.float64) / 257.0
+    grey = np.rint(grey).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as HxWx3 uint8 RGB (EXIF orientation applied; high bit depth scaled, `to_uint8`).
+
+    Missing, unreadable, truncated and oversized files (Pillow's decompression-bomb limit,
+    ``PIL.Image.MAX_IMAGE_PIXELS`` x 2) raise a one-line `UserError` naming the file.
     """
+    import warnings
+
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    name = os.fspath(path)
     try:
-        with Image.open(path) as handle:
-            handle.load()
-            image = ImageOps.exif_transpose(handle).convert("RGB")
+        with warnings.catch_warnings():
+            # above MAX_IMAGE_PIXELS Pillow warns and still decodes; twice that it refuses (below)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as handle:
+                handle.load()
+                return to_uint8(ImageOps.exif_transpose(handle), name)
     except FileNotFoundError:
-        raise UserError(f"image {os.fspath(path)!r} does not exist") from None
+        raise UserError(f"image {name!r} does not exist") from None
     except (IsADirectoryError, PermissionError) as exc:
-        raise UserError(f"image {os.fspath(path)!r} cannot be read ({exc.strerror})") from None
+        raise UserError(f"image {name!r} cannot be read ({exc.strerror})") from None
     except UnidentifiedImageError:
-        raise UserError(f"image {os.fspath(path)!r} is not in a readable image format") from None
+        raise UserError(f"image {name!r} is not in a readable image format") from None
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"image {name!r} is too large to read safely ({' '.join(str(exc).split())})") from None
+    except MemoryError:
+        raise UserError(f"image {name!r} is too large for the memory of this machine") from None
     except (OSError, SyntaxError, ValueError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise UserError(f"image {os.fspath(path)!r} is truncated or corrupt ({reason})") from None
-    return np.asarray(image, dtype=np.uint8)
+        raise UserError(f"image {name!r} is truncated or corrupt ({reason})") from None
