@@ -371,7 +371,7 @@ class Predictor:
 def load(checkpoint: str | os.PathLike, device: str = "auto", **options: Any) -> Predictor:
     """``fau.load(CKPT)``: rebuild the checkpoint's model on `device` and wrap it in a `Predictor`
     (keyword `options` as in `Predictor`)."""
-    from fau.models import load_model
+    from fau.evaluation.checkpoint import load_checked
 
-    model, meta = load_model(checkpoint, device)
+    model, meta = load_checked(checkpoint, device)
     return Predictor(model, meta, **options)

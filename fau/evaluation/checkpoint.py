@@ -6,23 +6,81 @@ a language head (VL-FAU), the quality of their descriptions (`fau.evaluation.lan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fau.data.loader import AlignedFaceDataset
-from fau.data.table import load_prepared
-from fau.evaluation.language import language_scores
-from fau.evaluation.scores import score_rows
-from fau.language.vocab import language_tensors
-from fau.models import load_model
-from shared.distributed import DistInfo
 from shared.errors import UserError
+
+#: the tasks a FAU checkpoint is trained for (`fau.train.checkpoint_meta`)
+TASKS: tuple[str, ...] = ("au", "paralysis")
+
+
+def check_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """The sidecar of a FAU checkpoint, refused in one line naming the file when it cannot be one: a model
+    FAU does not know (a checkpoint of another task), no label list, or no ``config.model`` /
+    ``config.data`` (``image_size``, ``crop``: the evaluation input, `fau.data.loader`)."""
+    from fau.models.registry import MODELS
+    from shared.checkpoint import checkpoint_paths, load_meta
+
+    meta = load_meta(checkpoint)
+    where = f"checkpoint {checkpoint_paths(checkpoint)[1]}"
+    if meta["model"] not in MODELS:
+        raise UserError(f"{where}: model {meta['model']!r} is not a FAU model (one of {', '.join(MODELS.names())}); "
+                        "a checkpoint of another task?")
+    if meta.get("task", "au") not in TASKS:
+        raise UserError(f"{where}: task {meta.get('task')!r} is not a FAU task ({', '.join(TASKS)})")
+    labels = meta.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(n, str) and n for n in labels):
+        raise UserError(f"{where}: 'labels' must be the non-empty list of label names, got {labels!r}")
+    aus = meta.get("aus")
+    if aus not in (None, []) and (not isinstance(aus, list) or len(aus) != len(labels)
+                            or not all(isinstance(a, int) and not isinstance(a, bool) for a in aus)):
+        raise UserError(f"{where}: 'aus' must list one AU number per label ({len(labels)}) or be empty, got {aus!r}")
+    prior = meta.get("prior")
+    if prior is not None and (not isinstance(prior, list) or len(prior) != len(labels)
+                              or not all(isinstance(row, list) and len(row) == len(labels) for row in prior)):
+        raise UserError(f"{where}: 'prior' must be a {len(labels)} x {len(labels)} matrix (one row per label)")
+    config = meta["config"]
+    if not isinstance(config, Mapping) or not isinstance(config.get("model"), Mapping):
+        raise UserError(f"{where}: config.model is missing (the model section `fau train` stores)")
+    data = config.get("data")
+    if not isinstance(data, Mapping):
+        raise UserError(f"{where}: config.data is missing (needs image_size and crop, the evaluation input)")
+    sizes = {key: data.get(key) for key in ("image_size", "crop")}
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes.values()) \
+            or sizes["crop"] > sizes["image_size"]:
+        raise UserError(f"{where}: config.data needs positive integers image_size >= crop, got "
+                        f"image_size={sizes['image_size']!r}, crop={sizes['crop']!r}")
+    return meta
+
+
+def load_checked(checkpoint: str | Path, device: str = "auto") -> tuple[Any, dict[str, Any]]:
+    """`fau.models.load_model` after `check_checkpoint`; a config the model refuses is named with the file."""
+    from fau.models import load_model
+    from shared.checkpoint import checkpoint_paths
+
+    check_checkpoint(checkpoint)
+    try:
+        return load_model(checkpoint, device)
+    except UserError as err:
+        sidecar = checkpoint_paths(checkpoint)[1]
+        if str(sidecar) in str(err) or str(checkpoint) in str(err):
+            raise
+        raise UserError(f"checkpoint {sidecar}: {err}") from None
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str | None = None,
                         split: str = "test", device: str = "auto", batch_size: int = 32) -> dict[str, Any]:
     """Score a checkpoint on a split of a prepared dataset; returns the JSON report."""
-    model, meta = load_model(checkpoint, device)
+    from fau.data.loader import AlignedFaceDataset
+    from fau.data.table import load_prepared
+    from fau.evaluation.language import language_scores
+    from fau.evaluation.scores import score_rows
+    from fau.language.vocab import language_tensors
+    from shared.distributed import DistInfo
+
+    model, meta = load_checked(checkpoint, device)
     data = load_prepared(data_dir)
     if list(data.columns) != list(meta["labels"]):
         raise UserError(f"{data_dir}: label columns {data.columns} differ from the checkpoint's {meta['labels']}")
