@@ -152,6 +152,8 @@ def load_thresholds(source: str | os.PathLike | Mapping[str, float] | None,
             source = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(f"{where}: no such file") from None
+        except IsADirectoryError:
+            raise UserError(f"{where}: is a folder, expected a YAML/JSON file") from None
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise UserError(f"{where}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
         if not isinstance(source, Mapping):
@@ -221,6 +223,8 @@ class Predictor:
             raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         if batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {batch_size}")
+        if not np.isfinite(min_score):
+            raise UserError(f"min score (--min-score) must be a finite number, got {min_score}")
         self.model, self.meta = model, dict(meta)
         self.device = next(model.parameters()).device
         self.labels: list[str] = list(meta["labels"])
@@ -348,9 +352,12 @@ class Predictor:
                     name, image = self._read(item)
                 found = self.prepare_faces(image, aligned=aligned, timer=timer)
             except UserError as err:
+                message = str(err)
+                if name is not None and name not in message:
+                    message = f"image {name!r}: {message}"   # a face-stage error names the file too
                 if errors == "raise":
-                    raise
-                results.append(ImagePrediction(name, error=str(err)))
+                    raise UserError(message) from None
+                results.append(ImagePrediction(name, error=message))
                 continue
             results.append(ImagePrediction(name))
             faces.extend(found)

@@ -301,8 +301,14 @@ def prepare(
     root, out = Path(root), Path(out)
     if not root.exists():
         raise UserError(f"{root}: raw dataset root not found")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
     if size < 16:
         raise UserError(f"--size must be at least 16, got {size}")
+    if not (np.isfinite(box_enlarge) and box_enlarge > 0):
+        raise UserError(f"--box-enlarge must be a positive number, got {box_enlarge}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
     chosen = DEFAULT_AUS.get(dataset) if aus == "default" else aus
