@@ -60,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default, the public rule) or only frames present in every AU file")
     parser.add_argument("--fresh", action="store_true",
                         help="ignore the journal of an earlier run into --out: redo every frame")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes for face detection and alignment (same output as 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         folds_file=args.folds, frames_dir=args.frames_dir,
         frame_base=int(args.frame_base) if args.frame_base in ("0", "1") else args.frame_base,
         label_align=args.label_align, fresh=args.fresh, progress=not args.quiet,
+        workers=args.workers,
     )
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
     print(f"prepared {summary['frames_kept']} of {summary['frames_selected']} frames "

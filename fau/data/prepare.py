@@ -19,10 +19,14 @@ not read every image of a 130k-frame dataset just to find the few that changed. 
 option that affects the crops (size, box_enlarge, alignment, dataset, AU set) starts a fresh
 journal; ``fresh=True`` (``fau prepare --fresh``) starts one regardless, so every frame is read,
 detected and aligned again (crops are overwritten in place).
+
+``workers=N`` (``fau prepare --workers N``) runs detection and alignment in N processes; the crops,
+table and journal are byte-identical to one process's, and resuming works the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -220,30 +224,79 @@ def input_identity(frame: RawFrame, root: Path) -> dict:
     return {"image": image, "size": size, "mtime_ns": mtime, "landmarks": points}
 
 
+#: the aligner of a `--workers` process (set once by `_start_worker`)
+_WORKER_ALIGNER: FrameAligner | None = None
+
+
+def _start_worker(align: bool, size: int, box_enlarge: float) -> None:
+    global _WORKER_ALIGNER
+    import cv2
+
+    cv2.setNumThreads(1)   # one process per core: no nested thread pools
+    _WORKER_ALIGNER = FrameAligner(align, size, box_enlarge)
+
+
+def _align_in_worker(frame: RawFrame) -> tuple[np.ndarray, np.ndarray, str] | str:
+    assert _WORKER_ALIGNER is not None, "worker not started"
+    return _WORKER_ALIGNER(frame)
+
+
+@contextlib.contextmanager
+def aligned_results(todo: list[RawFrame], aligner: FrameAligner, workers: int) -> Iterator[Iterator]:
+    """`aligner` applied to `todo`, in order: here, or in `workers` processes (``spawn``: no state shared
+    with the parent's thread pools) that each load the detector once; the pool ends with the block."""
+    if workers <= 1 or len(todo) < 2:
+        yield (aligner(frame) for frame in todo)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    pool = context.Pool(min(workers, len(todo)), initializer=_start_worker,
+                        initargs=(aligner.align, aligner.size, aligner.box_enlarge))
+    try:
+        # small chunks keep the processes busy to the end and the results arriving in order
+        yield pool.imap(_align_in_worker, todo, chunksize=max(1, min(8, len(todo) // (4 * workers))))
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
 def process_frames(frames: list[RawFrame], root: Path, out: Path, aligner: FrameAligner,
-                   journal: Journal, progress: bool) -> Iterator[tuple[RawFrame, dict]]:
-    """Yield (frame, journal entry) for every frame, reusing journalled work whose input is
-    unchanged (module docstring); a redone journalled frame's entry has ``"retried": True``."""
-    for frame in tqdm(frames, desc="prepare", unit="frame", disable=not progress):
+                   journal: Journal, progress: bool, workers: int = 1) -> Iterator[tuple[RawFrame, dict]]:
+    """Yield (frame, journal entry) for every frame in order, reusing journalled work whose input is
+    unchanged (module docstring); a redone journalled frame's entry has ``"retried": True``.
+
+    With `workers` > 1 the detection and alignment of the frames to do run in that many processes;
+    crops are written and journalled here, in frame order, so the outputs and the journal are the
+    bytes one process writes.
+    """
+    plan = []
+    for frame in frames:
         identity = input_identity(frame, root)
         entry = journal.entries.get(frame.key)
-        retried = entry is not None
-        if (entry is not None and entry.get("input") == identity
-                and (entry["status"] == "skip" or (out / entry["path"]).is_file())):
-            yield frame, {**entry, "resumed": True}
-            continue
-        result = aligner(frame)
-        if isinstance(result, str):
-            entry = {"key": frame.key, "status": "skip", "reason": result, "input": identity}
-        else:
-            crop, landmarks, source = result
-            rel = crop_relpath(frame.subject, frame.sequence, frame.frame)
-            _write_jpeg(out / rel, crop)
-            entry = {"key": frame.key, "status": "ok", "path": rel, "source": source,
-                     "landmarks": np.round(landmarks.astype(np.float64), 3).tolist(),
-                     "input": identity}
-        journal.add(entry)
-        yield frame, {**entry, "retried": retried}
+        reuse = (entry is not None and entry.get("input") == identity
+                 and (entry["status"] == "skip" or (out / entry["path"]).is_file()))
+        plan.append((frame, identity, entry, reuse))
+    todo = [frame for frame, _, _, reuse in plan if not reuse]
+    with aligned_results(todo, aligner, workers) as results:
+        for frame, identity, entry, reuse in tqdm(plan, desc="prepare", unit="frame", disable=not progress):
+            if reuse:
+                yield frame, {**entry, "resumed": True}
+                continue
+            retried = entry is not None
+            result = next(results)
+            if isinstance(result, str):
+                entry = {"key": frame.key, "status": "skip", "reason": result, "input": identity}
+            else:
+                crop, landmarks, source = result
+                rel = crop_relpath(frame.subject, frame.sequence, frame.frame)
+                _write_jpeg(out / rel, crop)
+                entry = {"key": frame.key, "status": "ok", "path": rel, "source": source,
+                         "landmarks": np.round(landmarks.astype(np.float64), 3).tolist(),
+                         "input": identity}
+            journal.add(entry)
+            yield frame, {**entry, "retried": retried}
 
 
 def _fold_statistics(fold: folds_mod.Fold, table: pd.DataFrame, raw: RawDataset) -> dict:
@@ -286,6 +339,7 @@ def prepare(
     label_align: str | None = None,
     fresh: bool = False,
     progress: bool = True,
+    workers: int = 1,
 ) -> dict:
     """Prepare `dataset` from the raw tree `root` into `out` (layout: `fau.data.table`).
 
@@ -295,7 +349,7 @@ def prepare(
     replaces the layout's frame folder name (``images`` / ``Images_LeftCamera``). DISFA only:
     `frame_base` 0, 1 or None/``"auto"`` (detect) and `label_align` ``au1`` (default) or
     ``intersection`` (`fau.data.disfa`). `fresh` ignores the journal of an earlier run (module
-    docstring). Returns the summary that is also written to ``out/summary.json``.
+    docstring). `workers` processes detect and align (same bytes as one). Returns the summary that is also written to ``out/summary.json``.
     """
     start = time.time()
     root, out = Path(root), Path(out)
@@ -309,6 +363,8 @@ def prepare(
         raise UserError(f"--box-enlarge must be a positive number, got {box_enlarge}")
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
     if dataset not in DATASETS:
         raise UserError(f"unknown dataset {dataset!r} (choose from {', '.join(DATASETS)})")
     chosen = DEFAULT_AUS.get(dataset) if aus == "default" else aus
@@ -332,7 +388,7 @@ def prepare(
     try:
         for frame, entry in process_frames(frames, root, out,
                                            FrameAligner(align, size, box_enlarge), journal,
-                                           progress):
+                                           progress, workers):
             resumed += bool(entry.get("resumed"))
             retried += bool(entry.get("retried"))
             if entry["status"] == "skip":
