@@ -50,9 +50,7 @@ from fau.data.fpara import GRADES, load_fpara, load_pau_definitions
 from fau.data.raw import WARNING_REASONS, RawDataset, RawFrame
 from fau.data.stats import class_weights, conditional_agreement, cooccurrence_prior, grade_weights
 from fau.data.table import BASE_COLUMNS, FOLDS_DIR, LANGUAGE_FILE, crop_relpath, write_prepared
-from fau.face.align import align_face
-from fau.face.pipeline import FacePipeline, load_image
-from fau.face.points import to49
+from fau.face.frames import FrameAligner, align_in_worker, start_worker
 from fau.language.targets import Template, build_targets, load_template
 from shared.errors import UserError
 from shared.io import atomic_open, atomic_path, write_json
@@ -158,53 +156,6 @@ def _write_jpeg(path: Path, image: np.ndarray) -> None:
         Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
 
 
-class FrameAligner:
-    """Turns a raw frame into (crop, 49-point crop landmarks, landmark source) or a skip reason."""
-
-    def __init__(self, align: bool, size: int, box_enlarge: float) -> None:
-        self.align, self.size, self.box_enlarge = align, size, box_enlarge
-        self._pipeline: FacePipeline | None = None
-
-    def pipeline(self) -> FacePipeline:
-        """The dlib face pipeline, built on first use (frames without landmark files only)."""
-        if self._pipeline is None:
-            self._pipeline = FacePipeline(size=self.size, box_enlarge=self.box_enlarge, max_faces=1)
-        return self._pipeline
-
-    def __call__(self, frame: RawFrame) -> tuple[np.ndarray, np.ndarray, str] | str:
-        """(crop, (49, 2) crop landmarks, "file"|"detector"|"none") or a skip reason."""
-        try:
-            image = load_image(frame.image)
-        except UserError:
-            return "unreadable_image"
-        if not self.align:
-            return self._resize(image, frame.landmarks)
-        if frame.landmarks is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                try:
-                    aligned = align_face(image, frame.landmarks, self.size, self.box_enlarge)
-                except ValueError:
-                    return "bad_landmarks"
-            if not np.all(np.isfinite(aligned.matrix)):
-                return "bad_landmarks"
-            return aligned.image, to49(aligned.landmarks), "file"
-        results = self.pipeline().process(image)
-        if not results:
-            return "no_face"
-        return results[0].aligned.image, to49(results[0].aligned.landmarks), "detector"
-
-    def _resize(self, image: np.ndarray, landmarks: np.ndarray | None) -> tuple:
-        """--no-align: the whole frame resized to size x size, landmarks scaled alike."""
-        import cv2
-
-        height, width = image.shape[:2]
-        crop = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
-        if landmarks is None:
-            return crop, np.full((49, 2), np.nan, dtype=np.float32), "none"
-        scale = np.array([self.size / width, self.size / height], dtype=np.float32)
-        return crop, to49(landmarks).astype(np.float32) * scale, "file"
-
-
 def input_identity(frame: RawFrame, root: Path) -> dict:
     """What a journalled frame was made from (module docstring): image path relative to `root`,
     its size and mtime in nanoseconds, and a hash of the raw landmarks (None without)."""
@@ -224,38 +175,22 @@ def input_identity(frame: RawFrame, root: Path) -> dict:
     return {"image": image, "size": size, "mtime_ns": mtime, "landmarks": points}
 
 
-#: the aligner of a `--workers` process (set once by `_start_worker`)
-_WORKER_ALIGNER: FrameAligner | None = None
-
-
-def _start_worker(align: bool, size: int, box_enlarge: float) -> None:
-    global _WORKER_ALIGNER
-    import cv2
-
-    cv2.setNumThreads(1)   # one process per core: no nested thread pools
-    _WORKER_ALIGNER = FrameAligner(align, size, box_enlarge)
-
-
-def _align_in_worker(frame: RawFrame) -> tuple[np.ndarray, np.ndarray, str] | str:
-    assert _WORKER_ALIGNER is not None, "worker not started"
-    return _WORKER_ALIGNER(frame)
-
-
 @contextlib.contextmanager
 def aligned_results(todo: list[RawFrame], aligner: FrameAligner, workers: int) -> Iterator[Iterator]:
     """`aligner` applied to `todo`, in order: here, or in `workers` processes (``spawn``: no state shared
-    with the parent's thread pools) that each load the detector once; the pool ends with the block."""
+    with the parent's thread pools; they import only `fau.face.frames`) that each load the detector once;
+    the pool ends with the block."""
     if workers <= 1 or len(todo) < 2:
         yield (aligner(frame) for frame in todo)
         return
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(min(workers, len(todo)), initializer=_start_worker,
+    pool = context.Pool(min(workers, len(todo)), initializer=start_worker,
                         initargs=(aligner.align, aligner.size, aligner.box_enlarge))
     try:
         # small chunks keep the processes busy to the end and the results arriving in order
-        yield pool.imap(_align_in_worker, todo, chunksize=max(1, min(8, len(todo) // (4 * workers))))
+        yield pool.imap(align_in_worker, todo, chunksize=max(1, min(8, len(todo) // (4 * workers))))
         pool.close()
     finally:
         pool.terminate()
