@@ -53,8 +53,24 @@ STAGES: tuple[str, ...] = ("read", "detect", "landmarks", "align", "model", "tex
 #: (the face 1.63); 92 of 93 dlib detections on 200-px upscaled `skimage.data.lfw_subset()` faces
 #: score above 0.1. `fau.face.detect` keeps dlib's own 0.
 MIN_SCORE = 0.1
+#: a forward over at most this many faces runs on one torch intra-op thread unless ``threads`` says otherwise
+#: (ours, measured with tools/bench_fau_predict.py on a 2-core machine shared with other jobs: the tiny
+#: ALGRNet's batch-1 forward takes 26 ms CPU on one thread and 0.3-2.5 s with two, whose OpenMP workers
+#: wait on each other when a core is taken; dlib's detection and landmarks are single-threaded anyway)
+SMALL_BATCH = 4
 #: what a template global sentence calls the subject: photos carry no gender label (decision 'gender')
 UNKNOWN_GENDER = "unknown"
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch intra-op threads, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class StageTimer:
@@ -203,14 +219,17 @@ class Predictor:
     for overlays; `template`: the description template file (default
     facs_v1); `decoding`: greedy | beam for models with a language head; `batch_size`: faces per
     forward; `min_score` / `haar_fallback` / `max_faces` / `upsample`: face detection
-    (`fau.face.detect`; the Haar fallback runs when dlib finds no face above `min_score`).
+    (`fau.face.detect`; the Haar fallback runs when dlib finds no face above `min_score`); `threads`:
+    torch intra-op threads of each forward (None: one for up to `SMALL_BATCH` faces, torch's setting
+    above).
     """
 
     def __init__(self, model: torch.nn.Module, meta: Mapping[str, Any], *,
                  thresholds: str | os.PathLike | Mapping[str, float] | None = None,
                  explanation: str = "both", explain: bool = False, template: str | os.PathLike | None = None,
                  decoding: str = "greedy", batch_size: int = 32, min_score: float = MIN_SCORE,
-                 haar_fallback: bool = True, max_faces: int | None = None, upsample: int = 0) -> None:
+                 haar_fallback: bool = True, max_faces: int | None = None, upsample: int = 0,
+                 threads: int | None = None) -> None:
         from fau.language.targets import check_aus, load_template
         from shared.explain import can_explain
         from shared.explain import explain as explain_maps
@@ -223,6 +242,9 @@ class Predictor:
             raise UserError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
         if batch_size < 1:
             raise UserError(f"batch size must be at least 1, got {batch_size}")
+        if threads is not None and threads < 1:
+            raise UserError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
         if not np.isfinite(min_score):
             raise UserError(f"min score (--min-score) must be a finite number, got {min_score}")
         self.model, self.meta = model, dict(meta)
@@ -296,30 +318,47 @@ class Predictor:
         return {"template": self.template.version,
                 **template_description(states, self.aus, self.template, UNKNOWN_GENDER)}
 
+    def _evaluating(self) -> contextlib.AbstractContextManager:
+        """Gradient-free evaluation: `torch.inference_mode` alone when every module is already in eval
+        mode (a loaded checkpoint), else `shared.device.inference_mode`, which switches to eval and back
+        (walking the modules twice, about 0.6 ms CPU per call for the tiny ALGRNet)."""
+        from shared.device import inference_mode
+
+        if any(module.training for module in self.model.modules()):
+            return inference_mode(self.model)
+        return torch.inference_mode()
+
+    def _threads(self, faces: int) -> contextlib.AbstractContextManager:
+        """The torch intra-op threads of one forward over `faces` faces (`threads` option, `SMALL_BATCH`)."""
+        wanted = self.threads if self.threads is not None else (1 if faces <= SMALL_BATCH else None)
+        if wanted is None or wanted == torch.get_num_threads():
+            return contextlib.nullcontext()
+        return torch_threads(wanted)
+
     def infer(self, faces: Sequence[PreparedFace], timer: StageTimer | None = None) -> list[FacePrediction]:
         """Batched forward (``batch_size`` faces at a time), probabilities, states and explanations."""
         from fau.data.loader import normalise
-        from shared.device import inference_mode
         from shared.explain import explain
 
         timer = timer or StageTimer()
         predictions: list[FacePrediction] = []
         for start in range(0, len(faces), self.batch_size):
             chunk = faces[start: start + self.batch_size]
-            with timer("model"), inference_mode(self.model):
-                images = torch.stack([normalise(face.crop) for face in chunk]).to(self.device)
-                outputs = self.model(images)
-                probs = torch.sigmoid(outputs["au_logits"].float()).cpu().numpy()
-                explained = explain(self.model, images, name=self.meta["model"]) if self.explain else {}
-                maps = next((explained[key] for key in MAP_KEYS if key in explained), None)
-                centres = explained.get("region_centres")
-                maps = None if maps is None else maps.float().cpu().numpy()
-                centres = None if centres is None else centres.float().cpu().numpy()
-            with timer("text"):
-                generated = None
-                if self.explanation in ("generated", "both"):
-                    with inference_mode(self.model):
+            with self._evaluating(), self._threads(len(chunk)):
+                with timer("model"):
+                    images = torch.stack([normalise(face.crop) for face in chunk]).to(self.device)
+                    outputs = self.model(images)
+                    probs = torch.sigmoid(outputs["au_logits"].float()).cpu().numpy()
+                    explained = explain(self.model, images, name=self.meta["model"]) if self.explain else {}
+                    maps = next((explained[key] for key in MAP_KEYS if key in explained), None)
+                    centres = explained.get("region_centres")
+                    maps = None if maps is None else maps.float().cpu().numpy()
+                    centres = None if centres is None else centres.float().cpu().numpy()
+                with timer("text"):
+                    generated = None
+                    if self.explanation in ("generated", "both"):
                         generated = self.model.describe(outputs, self.labels, self.decoding)
+            with timer("text"):
                 for i, face in enumerate(chunk):
                     states = (probs[i] >= self.thresholds).astype(int).tolist()
                     predictions.append(FacePrediction(

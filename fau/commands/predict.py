@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dlib face score threshold (default 0.1; 0 = dlib's own)")
     parser.add_argument("--aligned", action="store_true", help="inputs are already aligned face crops")
     parser.add_argument("--batch-size", type=int, default=32, help="images read per step (faces per forward)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per forward (default: 1 for up to 4 faces, torch's setting above)")
     parser.add_argument("--overwrite", action="store_true", help="ignore an earlier run's journal (no resume)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.checkpoint, args.device, thresholds=args.threshold, explanation=args.explanation,
                      explain=bool(args.overlay),
                      template=args.template, decoding=args.decoding, batch_size=args.batch_size,
-                     min_score=MIN_SCORE if args.min_score is None else args.min_score)
+                     min_score=MIN_SCORE if args.min_score is None else args.min_score, threads=args.threads)
     images = find_images(args.paths)
     if not images:
         raise UserError(f"no image files found in {', '.join(args.paths)}")
