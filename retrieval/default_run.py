@@ -4,13 +4,15 @@ Every registered model is trained with its tiny config (3SHNet twice: region and
 evaluated on the test split and on its hard subset (distractors that differ only in attribute
 binding or relation direction), and the ensemble rows average saved test matrices, as the thesis
 does: 3SHNet region + grid, and HiRE* = HiRE image-to-text + text-to-image (`ENSEMBLES`).
-Writes ``OUT/results.json`` and ``OUT/rsum.png``; prints one table.
+Writes ``OUT/results.json`` and ``OUT/rsum.png`` and returns the results; the command prints the table
+(`format_table`).
 Each stage is skipped when its output is complete, so a second call only re-evaluates.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,17 +20,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from retrieval.data.precomp import resolve_precomp_dir
-from retrieval.evaluate import evaluate_checkpoint
 from retrieval.evaluation import average_sims, evaluate_protocol, hard_subset_metrics, load_hard_groups
-from retrieval.models import CONFIG_STEMS, MODELS
-from retrieval.train import CONFIG_DIR, train
-from shared.config import load_run_config
+from retrieval.evaluation.checkpoint import evaluate_checkpoint
+from retrieval.models import MODELS
+from retrieval.train import train
 from shared.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
 
 #: default SynScenes size of this job (the generator's own default is 3000/200/1000)
 SIZES = {"n_train": 1000, "n_dev": 200, "n_test": 500}
 DONE = "dataset_synscenes.json"
-#: ensemble row → the rows whose test similarity matrices it averages (retrieval-models.md §1.5)
+#: ensemble row → the rows whose test similarity matrices it averages (docs/retrieval.md, "Ensembles")
 ENSEMBLES = {"3shnet_region+grid": ("3shnet", "3shnet_grid"), "hire*": ("hire_i2t", "hire_t2i")}
 
 
@@ -46,13 +49,17 @@ def ensure_data(out: Path, seed: int, progress: bool) -> Path:
     return data
 
 
+#: extra rows: row name → (model, its registered config); 3SHNet also runs on the grid features
+EXTRA_ROWS = {"3shnet_grid": ("3shnet", "tiny_grid")}
+
+
 def runs(models: Sequence[str] | None) -> list[tuple[str, str, str]]:
-    """(row name, model, config) for every model; 3SHNet adds its grid variant."""
+    """(row name, model, config key of the model) for every model; 3SHNet adds its grid variant."""
     out = []
     for model in MODELS.names() if models is None else models:
-        out.append((model, model, f"{CONFIG_STEMS[model]}_tiny"))
-        if model == "3shnet":
-            out.append(("3shnet_grid", model, "shnet_grid_tiny"))
+        model = MODELS.get(model).name
+        out.append((model, model, "tiny"))
+        out += [(row, model, config) for row, (owner, config) in EXTRA_ROWS.items() if owner == model]
     return out
 
 
@@ -101,8 +108,8 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
     data = ensure_data(out, seed, progress)
     results: dict[str, dict[str, Any]] = {}
     for row, model, config_name in runs(models):
-        print(f"== training {row} ({config_name})", flush=True)
-        config = load_run_config(config_name, CONFIG_DIR, overrides)
+        log.info("== training %s (%s)", row, MODELS.get(model).config_name(config_name))
+        config = MODELS.load_config(model, config_name, overrides)
         start = time.time()
         best = train(model, data, config, out / row, device=device, show_progress=progress)
         seconds = time.time() - start
@@ -120,6 +127,4 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
     write_json(out / "results.json", summary)
     if results:
         plot_rsum(results, out / "rsum.png")
-        print(format_table(results))
-    print(f"results: {out / 'results.json'}  chart: {out / 'rsum.png'}  ({summary['seconds']} s)")
     return json.loads(json.dumps(summary))

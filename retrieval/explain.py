@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from retrieval.data.pairs import CaptionStream, TextEncoding, check_image_inputs, collate_images, image_item
 from retrieval.data.precomp import PrecompDir, PrecompSplit, load_split, resolve_precomp_dir
-from retrieval.evaluate import load_model
+from retrieval.models import load_model
 from retrieval.evaluation.similarity import compute_similarity
 from retrieval.parsing.cache import ParseCache
 from retrieval.parsing.referral_tree import LEAF_NODES, NULL, NUM_NODES, RELATION_NODES, TreeDictionaries

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from retrieval.evaluate import PAIRWISE_TILE_MB
+from retrieval.evaluation.checkpoint import PAIRWISE_TILE_MB
 from retrieval.evaluation.similarity import pairwise_similarity
-from retrieval.models import CONFIG_STEMS, MODELS, build_model
-from retrieval.models.pairwise import PairwiseRetrievalModel
+from retrieval.models import MODELS, build_model
+from retrieval.models.base import PairwiseRetrievalModel
 from retrieval.parsing.region_graph import region_adjacency
-from retrieval.train import CONFIG_DIR
+from retrieval.models import CONFIG_DIR
 from shared.config import load_config
 from shared.io import write_json
 
@@ -143,7 +143,7 @@ def build(name: str, config_name: str, paper_bert_layers: int | None = None) -> 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pairwise = [n for n in MODELS.names()  # pairwise models with an aligned one-pair-at-a-time scorer
-                if issubclass(MODELS.get(n), PairwiseRetrievalModel) and hasattr(MODELS.get(n), "score_pairs")]
+                if issubclass(MODELS.get(n).cls, PairwiseRetrievalModel) and hasattr(MODELS.get(n).cls, "score_pairs")]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="hire_i2t", choices=pairwise, help="pairwise model (default hire_i2t)")
     parser.add_argument("--config", default=None, help="packaged config (default: the model's tiny config)")
@@ -172,8 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     """Score the split both ways, assert equal scores, print times, memory and projections."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    stem = CONFIG_STEMS[args.model]
-    config_name = args.config or f"{stem}_tiny"
+    config_name = args.config or MODELS.get(args.model).config_name("tiny")
     torch.manual_seed(args.seed)
     model, _ = build(args.model, config_name)
     model.eval()

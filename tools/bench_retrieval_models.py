@@ -11,7 +11,7 @@ seg_maps (B, 64, 64) in [0, 133) and category one-hots; GRU ``tokens``/``lengths
 labels (leaf nodes in [0, num_fragments], relation nodes in [0, num_relations]).
 
 * training: forward, ``compute_losses(...)["total"]`` backward (gradient clipping as configured)
-  and an optimizer step of the trainer's optimizer (`retrieval.train.make_optimizer`: Adam or
+  and an optimizer step of the trainer's optimizer (`shared.schedule.make_optimizer`: Adam or
   AdamW with the config's lr scales) at ``train.batch_size`` for tiny configs and
   ``--paper-train-batch`` (32) for paper configs;
 * encoding: ``embed_images`` and ``embed_texts`` under ``torch.inference_mode()`` at ``--encode-batch``.
@@ -37,9 +37,9 @@ from tqdm import tqdm
 
 from retrieval.models import MODELS, TwoTowerRetrievalModel, build_model
 from retrieval.parsing.referral_tree import LEAF_NODES, NUM_NODES, RELATION_NODES
-from retrieval.train import CONFIG_DIR, TrainSettings, make_optimizer
+from retrieval.train import read_settings
+from shared.schedule import make_optimizer
 from shared.benchmark import per_second, time_steps
-from shared.config import load_config
 from shared.io import write_json
 
 #: (registry name, config stem, kind); the first case is the baseline of the ratio columns
@@ -113,8 +113,8 @@ def random_texts(model: TwoTowerRetrievalModel, model_config: dict[str, Any], ba
 
 def bench_case(name: str, stem: str, kind: str, args: argparse.Namespace) -> Row:
     """Training and encoding throughput of one model under one config."""
-    config = load_config(CONFIG_DIR / f"{stem}.yaml")
-    settings = TrainSettings.from_config(config)
+    config = MODELS.load_config(name, stem)
+    settings, _ = read_settings(config)
     torch.manual_seed(args.seed)
     model = build_model(name, config, vocab_size=args.vocab_size, word_vectors=None, pretrained=False)
     model_config = dict(config["model"])
@@ -128,7 +128,7 @@ def bench_case(name: str, stem: str, kind: str, args: argparse.Namespace) -> Row
 
     def train_step() -> None:
         outputs = model(batch)
-        loss = model.compute_losses(outputs["image"], outputs["text"], batch)["total"]
+        loss = model.training_losses(outputs, batch)["total"]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip > 0:

@@ -45,8 +45,8 @@ from bench_pairwise_eval import batches, random_split  # noqa: E402
 from bench_pairwise_eval import build as build_pairwise  # noqa: E402
 
 from retrieval.evaluation.similarity import FeatureBank, pairwise_similarity  # noqa: E402
-from retrieval.models import CONFIG_STEMS, MODELS  # noqa: E402
-from retrieval.models.pairwise import PairwiseRetrievalModel  # noqa: E402
+from retrieval.models import MODELS  # noqa: E402
+from retrieval.models.base import PairwiseRetrievalModel  # noqa: E402
 from retrieval.search.backends import BackendSpec, ExactBackend, FaissBackend, ivf_cells  # noqa: E402
 from retrieval.search.index import SearchResult  # noqa: E402
 from retrieval.search.rerank import rerank_shortlist  # noqa: E402
@@ -62,7 +62,7 @@ EF_SEARCH = (16, 32, 64, 128, 256, 512, 1024)
 TOPK = 10
 #: pairwise models whose captions are BERT word pieces (`random_split` makes BERT ids): HiRE i2t / t2i
 PAIRWISE_MODELS = [n for n in MODELS.names()
-                   if issubclass(MODELS.get(n), PairwiseRetrievalModel) and MODELS.get(n).text_kind == "bert"]
+                   if issubclass(MODELS.get(n).cls, PairwiseRetrievalModel) and MODELS.get(n).cls.text_kind == "bert"]
 
 
 def clustered_unit_rows(n: int, dim: int, intrinsic: int, clusters: int, spread: float, rng: np.random.Generator,
@@ -185,7 +185,7 @@ def bench_pairwise(args: argparse.Namespace) -> dict[str, Any]:
     """Part 3: two-stage (two-tower shortlist + pairwise re-scoring) vs full pairwise scoring."""
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    config = f"{CONFIG_STEMS[args.pairwise_model]}_tiny"
+    config = MODELS.get(args.pairwise_model).config_name("tiny")
     model, _ = build_pairwise(args.pairwise_model, config)
     model.eval()
     n_images = args.images

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                                                     hard=args.hard))
     if not args.checkpoint or not args.data:
         raise UserError("evaluate needs --checkpoint and --data (or --ensemble SIMS...)")
-    from retrieval.evaluate import evaluate_checkpoint, format_report
+    from retrieval.evaluation.checkpoint import evaluate_checkpoint, format_report
 
     report = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.protocol, args.device, args.name,
                                  args.save_sims, args.batch_size)

@@ -23,7 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from retrieval.default_run import run_default
+    from pathlib import Path
 
-    run_default(args.out, args.device, args.models, args.overrides, args.seed, not args.no_progress)
+    from retrieval.default_run import format_table, run_default
+
+    summary = run_default(args.out, args.device, args.models, args.overrides, args.seed, not args.no_progress)
+    if summary["results"]:
+        print(format_table(summary["results"]))
+    out = Path(args.out)
+    print(f"results: {out / 'results.json'}  chart: {out / 'rsum.png'}  ({summary['seconds']} s)")
     return 0

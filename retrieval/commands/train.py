@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "train a model (SMFEA, 3SHNet, VSE++, VSE-inf GPO) on precomputed features"
+HELP = "train a registered model (see `retrieval info --list`) on precomputed features"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="registered model name (smfea, 3shnet, vsepp, vse_gpo)")
+    parser.add_argument("--model", required=True, help="registered model name (`retrieval info --list`)")
     parser.add_argument("--data", required=True, help="dataset folder (SCAN {name}_precomp or VSE-inf {name}/precomp)")
     parser.add_argument("--name", default=None, help="dataset name when --data holds several")
     parser.add_argument("--config", default=None,
-                        help="YAML path or packaged config name, e.g. shnet_f30k (default: the model's tiny config)")
+                        help="a dataset of the model (tiny, f30k, coco), a packaged config name (shnet_f30k) or a YAML path "
+                             "(default: the model's tiny config)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
     parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
@@ -27,12 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from retrieval.models import CONFIG_STEMS, MODELS
-    from retrieval.train import CONFIG_DIR, train
-    from shared.config import load_run_config
+    from retrieval.models import MODELS
+    from retrieval.train import train
 
     MODELS.get(args.model)  # unknown names fail before any file is read
-    config = load_run_config(args.config or f"{CONFIG_STEMS[args.model.lower()]}_tiny", CONFIG_DIR, args.overrides)
+    config = MODELS.load_config(args.model, args.config, args.overrides)
     best = train(args.model, args.data, config, args.out, device=args.device, init_from=args.init_from,
                  name=args.name, show_progress=not args.no_progress, amp=not args.no_amp)
     print(f"best checkpoint: {best}")

@@ -17,7 +17,6 @@ a model must carry its own lengths or masks inside the features.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
+
+from shared.device import inference_mode, to_device
 
 Features = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -76,31 +77,6 @@ def model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside a (nested) batch to `device`; other values pass through."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, Mapping):
-        return {key: to_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(value, device) for value in batch)
-    return batch
-
-
-@contextlib.contextmanager
-def evaluation_mode(model: Any) -> Iterator[None]:
-    """`model.eval()` and `torch.inference_mode()` for the block; the training flag is restored."""
-    was_training = bool(getattr(model, "training", False))
-    if isinstance(model, torch.nn.Module):
-        model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        if isinstance(model, torch.nn.Module):
-            model.train(was_training)
-
-
 def _embed_all(embed, batches: Iterable[Any], device: torch.device, desc: str, progress: bool) -> torch.Tensor:
     chunks = [embed(to_device(batch, device)).float() for batch in tqdm(batches, desc=desc, leave=False, disable=not progress)]
     return torch.cat(chunks, dim=0)
@@ -112,7 +88,7 @@ def two_tower_similarity(
 ) -> np.ndarray:
     """(N_img, N_cap) float32 dot-product scores: each item embedded once, chunked matmul on device."""
     device = model_device(model)
-    with evaluation_mode(model):
+    with _evaluating(model):
         images = _embed_all(model.embed_images, image_batches, device, "embed images", progress)
         texts = _embed_all(model.embed_texts, text_batches, device, "embed texts", progress)
         out = np.empty((images.shape[0], texts.shape[0]), dtype=np.float32)
@@ -212,7 +188,7 @@ def pairwise_similarity(
     `pair_bytes` (or `estimate_pair_bytes`).
     """
     device = model_device(model)
-    with evaluation_mode(model):
+    with _evaluating(model):
         images = FeatureBank([model.encode_images(to_device(b, device)) for b in tqdm(image_batches, desc="encode images", leave=False, disable=not progress)])
         texts = FeatureBank([model.encode_texts(to_device(b, device)) for b in tqdm(text_batches, desc="encode texts", leave=False, disable=not progress)])
         n_img, n_txt = len(images), len(texts)
@@ -235,3 +211,8 @@ def compute_similarity(model: Any, image_batches: Iterable[Any], text_batches: I
     if isinstance(model, TwoTowerModel):
         return two_tower_similarity(model, image_batches, text_batches, **kwargs)
     raise TypeError(f"{type(model).__name__} implements neither TwoTowerModel nor PairwiseModel")
+
+
+def _evaluating(model: Any) -> Any:
+    """`shared.device.inference_mode` for a module; plain inference mode for a protocol-only scorer."""
+    return inference_mode(model) if isinstance(model, torch.nn.Module) else torch.inference_mode()

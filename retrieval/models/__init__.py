@@ -1,55 +1,47 @@
-"""Retrieval model registry: `build_model("smfea" | "3shnet" | "vsepp" | "vse_gpo", config, ...)`.
+"""Retrieval model architectures, registered by name (``--model smfea|3shnet|...``) with their configs.
 
-Models are two-tower (`retrieval.models.base.TwoTowerRetrievalModel`: `embed_images`, `embed_texts`) or pairwise
-(`retrieval.models.pairwise.PairwiseRetrievalModel`: `encode_images`, `encode_texts`, `forward_sim`); both have
-`forward(batch)` and `compute_losses(image_out, text_out, batch)`.  A model is built from a config
-alone: the ``model:`` section holds the architecture options and ``loss:`` the ranking loss
-(`retrieval.losses.RankingLoss.from_config`: margin, hardest, warm-up, optional IMC).
+`build_model(name, config, ...)` builds a registered model from a full config (its ``model:`` and
+``loss:`` sections, ``retrieval/configs/``); `load_model(checkpoint, device)` rebuilds a trained one
+from its checkpoint.  In Python a model is built with plain arguments, e.g.
+``VSEPP(VSEPPConfig(embed_dim=64, word_dim=50), loss=RankingLoss(), vocab_size=100)``.
+
+Models are two-tower (`TwoTowerRetrievalModel`: `embed_images`, `embed_texts`) or pairwise
+(`PairwiseRetrievalModel`: `encode_images`, `encode_texts`, `forward_sim`); both have `forward(batch)`
+and `training_losses(outputs, batch)` (docs/retrieval.md, "The model boundary").
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
+import torch
 
-from shared.errors import UserError
-from shared.registry import Registry
-
+# the model modules register themselves in MODELS on import
+from retrieval.models import hire as _hire  # noqa: F401
+from retrieval.models import hslm as _hslm  # noqa: F401
+from retrieval.models import shnet as _shnet  # noqa: F401
+from retrieval.models import smfea as _smfea  # noqa: F401
+from retrieval.models import vse_gpo as _vse_gpo  # noqa: F401
+from retrieval.models import vsepp as _vsepp  # noqa: F401
+from retrieval.models import vsrpp as _vsrpp  # noqa: F401
 from retrieval.losses import RankingLoss
-from retrieval.models.base import RetrievalModel, TwoTowerRetrievalModel
-from retrieval.models.baselines import VSEGPO, VSEPP
-from retrieval.models.hire import HiREI2T, HiRET2I
-from retrieval.models.hslm import HSLM
-from retrieval.models.shnet import ThreeSHNet
-from retrieval.models.smfea import SMFEA
-from retrieval.models.vsrpp import VSRPP
-
-MODELS: Registry[RetrievalModel] = Registry("retrieval model")
-MODELS.register("smfea")(SMFEA)
-MODELS.register("3shnet")(ThreeSHNet)
-MODELS.register("vsepp")(VSEPP)
-MODELS.register("vse_gpo")(VSEGPO)
-MODELS.register("hire_i2t")(HiREI2T)
-MODELS.register("hire_t2i")(HiRET2I)
-MODELS.register("vsrpp")(VSRPP)
-MODELS.register("hslm")(HSLM)
-
-CONFIG_STEMS = {"smfea": "smfea", "3shnet": "shnet", "vsepp": "vsepp", "vse_gpo": "vse_gpo",
-                "hire_i2t": "hire_i2t", "hire_t2i": "hire_t2i", "vsrpp": "vsrpp", "hslm": "hslm"}
-"""Config file stem per model name: ``retrieval/configs/<stem>_<dataset|tiny>.yaml``."""
+from retrieval.models.base import PairwiseRetrievalModel, RetrievalModel, TwoTowerRetrievalModel
+from retrieval.models.registry import CONFIG_DIR, MODELS
+from shared.errors import UserError
 
 
-def build_model(name: str, config: dict[str, Any], vocab_size: int | None = None,
+def build_model(name: str, config: Mapping[str, Any], vocab_size: int | None = None,
                 word_vectors: np.ndarray | None = None, bert_dir: str | None = None,
                 pretrained: bool = True) -> RetrievalModel:
-    """The model `name` from a full config (``model:`` and ``loss:`` sections).
+    """The registered model `name` from a full config (``model:`` and ``loss:`` sections).
 
     `vocab_size` / `word_vectors` (a (vocab, word_dim) float32 matrix, e.g. GloVe) feed GRU text
     encoders; `bert_dir` overrides ``model.bert.dir`` for BERT models; ``pretrained=False`` builds
-    BERT with random weights from its config only (parameter counting, tests).
+    BERT with random weights from its config only (checkpoint loading, parameter counting, tests).
     """
-    cls = MODELS.get(name)
+    cls = MODELS.get(name).cls
     try:
         loss = RankingLoss.from_config(config.get("loss"))
         return cls.from_config(dict(config.get("model") or {}), loss, vocab_size, word_vectors, bert_dir, pretrained)
@@ -57,4 +49,20 @@ def build_model(name: str, config: dict[str, Any], vocab_size: int | None = None
         raise UserError(f"model {name!r}: {err}") from None
 
 
-__all__ = ["CONFIG_STEMS", "MODELS", "RetrievalModel", "TwoTowerRetrievalModel", "build_model"]
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[RetrievalModel, dict[str, Any], Any]:
+    """Rebuild a trained retrieval model (weights checked tensor by tensor) in eval mode on `device`;
+    returns (model, sidecar metadata, the caption encoding of `retrieval.text`)."""
+    from retrieval.text import text_encoding_from_meta
+    from shared.checkpoint import load_checkpoint, load_state_strict
+    from shared.device import resolve_device
+
+    tensors, meta = load_checkpoint(checkpoint)
+    text, vocab = text_encoding_from_meta(meta)
+    model = build_model(meta["model"], dict(meta["config"]), len(vocab) if vocab else None, None, pretrained=False)
+    load_state_strict(model, tensors, checkpoint)
+    target = resolve_device(device) if isinstance(device, str) else device
+    return model.to(target).eval(), meta, text
+
+
+__all__ = ["CONFIG_DIR", "MODELS", "PairwiseRetrievalModel", "RetrievalModel", "TwoTowerRetrievalModel",
+           "build_model", "load_model"]

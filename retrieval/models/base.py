@@ -1,11 +1,24 @@
-"""The two-tower retrieval model boundary (design.md "Retrieval"; retrieval-models.md §1.1).
+"""The retrieval model boundary (docs/retrieval.md, "The model boundary"): two-tower and pairwise models.
+
+A model is an ``nn.Module`` built from a frozen dataclass config (its ``Config``, the ``model:`` section
+of a YAML file) plus what only the data and the config's ``loss:`` section know:
+``Model(Model.Config(...), loss=RankingLoss(...), vocab_size=..., word_vectors=...)``, or
+``Model.from_config(section, loss, vocab_size, word_vectors)`` from a YAML mapping.
 
 A two-tower model embeds images and captions independently; the score is the dot product of the
 l2-normalised embeddings (a cosine).  Subclasses implement `image_outputs` / `text_outputs`, each a
 dict of named tensors with at least ``"embedding"`` (B, D), plus whatever their auxiliary losses or
 interpretability exports need (tree-node logits, salience, attention maps).  The evaluator only calls
 `embed_images` / `embed_texts` (`retrieval.evaluation.similarity.TwoTowerModel`); the trainer calls
-`forward(batch)` then `compute_losses(out["image"], out["text"], batch)`.
+`forward(batch)` then `training_losses(outputs, batch)`.
+
+A pairwise (cross-interaction) model cannot embed an image without the caption it is compared with, so
+it exposes the evaluator's `retrieval.evaluation.similarity.PairwiseModel` protocol instead
+(`PairwiseRetrievalModel`): `encode_images` / `encode_texts` once per item, and `forward_sim` for the
+(Bi, Bt) scores of a whole tile in one batched call, each pair scored independently of the tile.
+
+Models that explain themselves implement ``explain(images, texts)`` for aligned pairs (image i,
+caption i) and return their interpretability tensors by name; consumers call `shared.explain.explain`.
 
 Batches: ``batch = {"images": {...}, "texts": {...}, "image_ids": (B,) optional}`` with row i of the
 images paired with row i of the texts.  Image dicts carry ``regions`` (B, K, 2048) + ``region_mask``
@@ -17,14 +30,16 @@ SMFEA's ``tree_labels``.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from retrieval.losses import RankingLoss
+from shared.config import from_dict
 
 Outputs = dict[str, torch.Tensor]
 
@@ -38,6 +53,10 @@ class RetrievalModel(nn.Module, ABC):
 
     #: ``"two-tower"`` (indexable embeddings) or ``"pairwise"`` (scores need both items)
     family = ""
+    #: model name in `retrieval.models.MODELS`
+    name: ClassVar[str] = ""
+    #: the frozen dataclass of the ``model:`` config section
+    Config: ClassVar[type]
 
     #: what the text tower reads: ``"tokens"`` (vocabulary ids + lengths) or ``"bert"`` (input_ids + mask)
     text_kind = "tokens"
@@ -54,10 +73,25 @@ class RetrievalModel(nn.Module, ABC):
         self.aux_weights = dict(aux_weights or {})
 
     @classmethod
-    @abstractmethod
-    def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "RetrievalModel":
-        """Build from a ``model:`` config section (see `retrieval.models.build_model`)."""
+    def from_config(cls, section: Mapping[str, Any], loss: RankingLoss, vocab_size: int | None = None,
+                    word_vectors: np.ndarray | None = None, bert_dir: str | None = None,
+                    pretrained: bool = True) -> "RetrievalModel":
+        """The model from a ``model:`` mapping, read strictly into ``cls.Config`` (one-line errors naming
+        the dotted key).  For BERT models `bert_dir` overrides ``model.bert.dir`` and
+        ``pretrained=False`` builds BERT with random weights from its config only."""
+        config = from_dict(cls.Config, section, "model")
+        bert = getattr(config, "bert", None)
+        if bert is not None and (bert_dir is not None or not pretrained):
+            config = dataclasses.replace(config, bert=dataclasses.replace(
+                bert, dir=bert_dir or bert.dir, pretrained=bert.pretrained and pretrained))
+        return cls(config, loss=loss, vocab_size=vocab_size, word_vectors=word_vectors)
+
+    @staticmethod
+    def require_vocab(name: str, vocab_size: int | None) -> int:
+        """`vocab_size`, or a ValueError naming the model (GRU text towers need the vocabulary size)."""
+        if vocab_size is None:
+            raise ValueError(f"{name} needs vocab_size (a GRU text encoder)")
+        return int(vocab_size)
 
     @abstractmethod
     def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
@@ -86,24 +120,6 @@ class RetrievalModel(nn.Module, ABC):
         Most models need none; SMFEA builds its CAC concept graph here.  Call once, before the first
         step, with the training split only; the result lives in buffers, so checkpoints carry it.
         """
-
-    def parameter_groups(self, lr_scales: dict[str, float] | None = None) -> list[dict[str, Any]]:
-        """Optimizer groups: parameters whose name starts with a key of `lr_scales` get ``lr_scale`` = value.
-
-        E.g. ``{"text.encoder.bert": 0.1}`` for the 3SHNet code's BERT lr × 0.1.  Every group has
-        ``name``, ``params`` and ``lr_scale``; frozen parameters are left out.
-        """
-        lr_scales = dict(lr_scales or {})
-        groups: dict[str, list[nn.Parameter]] = {prefix: [] for prefix in lr_scales}
-        rest: list[nn.Parameter] = []
-        for name, param in self.named_parameters():
-            if not param.requires_grad:
-                continue
-            prefix = next((p for p in lr_scales if name == p or name.startswith(p + ".")), None)
-            (groups[prefix] if prefix is not None else rest).append(param)
-        out = [{"name": "default", "params": rest, "lr_scale": 1.0}]
-        out += [{"name": p, "params": params, "lr_scale": float(lr_scales[p])} for p, params in groups.items() if params]
-        return out
 
 
 class TwoTowerRetrievalModel(RetrievalModel):
@@ -142,3 +158,46 @@ class TwoTowerRetrievalModel(RetrievalModel):
     def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
         """`compute_losses` of the two tower outputs of ``self(batch)``."""
         return self.compute_losses(outputs["image"], outputs["text"], batch)
+
+
+class PairwiseRetrievalModel(RetrievalModel):
+    """Base class of cross-interaction models (module docstring)."""
+
+    family = "pairwise"
+
+    @abstractmethod
+    def encode_images(self, images: dict[str, torch.Tensor]) -> Outputs:
+        """Per-image features (batch first), computed once per image."""
+
+    @abstractmethod
+    def encode_texts(self, texts: dict[str, torch.Tensor]) -> Outputs:
+        """Per-caption features (batch first, zero-padded, with a ``mask`` (B, L) bool), computed once."""
+
+    @abstractmethod
+    def forward_sim(self, image_feats: Outputs, text_feats: Outputs) -> torch.Tensor:
+        """(Bi, Bt) scores of every image in `image_feats` against every caption in `text_feats`."""
+
+    def pooled(self, image_feats: Outputs, text_feats: Outputs) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(B, D) per-item vectors for the IMC term (Eq. 5.4), or (None, None) when the model has none.
+
+        Models that keep a pooled vector in their features under ``"pooled"`` get IMC for free.
+        """
+        return image_feats.get("pooled"), text_feats.get("pooled")
+
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Encode the aligned batch and score its (B, B) matrix: ``{"image", "text", "scores"}``."""
+        image_feats = self.encode_images(batch["images"])
+        text_feats = self.encode_texts(batch["texts"])
+        return {"image": image_feats, "text": text_feats, "scores": self.forward_sim(image_feats, text_feats)}
+
+    def compute_losses(self, image_feats: Outputs, text_feats: Outputs, batch: dict[str, Any],
+                       scores: torch.Tensor | None = None) -> Outputs:
+        """Triplet on the in-batch scores (the VSE++ hinge triplet) [+ λ·IMC] + weighted auxiliary terms, and ``total``."""
+        scores = self.forward_sim(image_feats, text_feats) if scores is None else scores
+        images, texts = self.pooled(image_feats, text_feats)
+        terms = self.loss.from_scores(scores, batch.get("image_ids"), images, texts)
+        return self.add_auxiliary(terms, self.loss.total(terms), image_feats, text_feats, batch)
+
+    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
+        """`compute_losses` with the scores already computed in ``forward``."""
+        return self.compute_losses(outputs["image"], outputs["text"], batch, outputs["scores"])

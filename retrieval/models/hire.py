@@ -1,4 +1,4 @@
-"""HiRE — Hybrid-modal Interaction with multiple Relational Enhancements (thesis 000 Ch. 7; retrieval-models.md §3).
+"""HiRE — Hybrid-modal Interaction with multiple Relational Enhancements (thesis Ch. 7; docs/retrieval.md#hire).
 
 A cross-interaction (pairwise) model in two directional versions, registered as ``hire_i2t`` and
 ``hire_t2i``; HiRE* averages their similarity matrices at evaluation (`retrieval.evaluation.ensemble`).
@@ -30,38 +30,47 @@ and the extra cross-modal negatives of HI-6 (ignored, as the spec recommends).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.config import bounded
 from shared.layers import l2_normalize, masked_mean, masked_softmax
 
+from retrieval.layers import BertConfig, BertTextEncoder, bert_from_config, xavier_linear
 from retrieval.losses import RankingLoss
-from retrieval.models.base import Outputs
-from retrieval.models.encoders import BertTextEncoder, build_bert, xavier_linear
-from retrieval.models.pairwise import PairwiseRetrievalModel
+from retrieval.models.base import Outputs, PairwiseRetrievalModel
+from retrieval.models.registry import MODELS
 
-GRAPH_NORMS = ("softmax", "count")
-READINGS = ("enhanced", "literal")
-GATES = ("scalar", "vector")
 TYPICAL_REGIONS, TYPICAL_WORDS = 36, 24  # tile sizing only (`pair_bytes`); never changes a score
 
-DEFAULTS: dict[str, Any] = {
-    "embed_dim": 1024, "feature_dim": 2048, "attention_dim": 256, "heads": 16, "ffn_dim": 1024,
-    "dropout": 0.1, "self_attention": "transformer", "graph": True, "graph_norm": "softmax",
-    "smooth": 4.0, "interaction_steps": 2, "fusion_input": "enhanced", "globals": "enhanced",
-    "gate": "scalar", "word_mask_rate": 0.1, "mask_token_id": 103, "aux_weights": {"add": 1.0},
-    "bert": {"dir": None, "pretrained": True, "arch": None},
-}
 
+@dataclass(frozen=True)
+class HiREConfig:
+    """The ``model:`` section of ``hire_i2t`` / ``hire_t2i`` (each option: docs/retrieval.md#hire)."""
 
-def _choice(cfg: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
-    if cfg[key] not in allowed:
-        raise ValueError(f"HiRE option {key}={cfg[key]!r} not in {allowed}")
-    return cfg[key]
+    embed_dim: int = bounded(1024, minimum=1)
+    feature_dim: int = bounded(2048, minimum=1)
+    attention_dim: int = bounded(256, minimum=1)
+    heads: int = bounded(16, minimum=1)
+    ffn_dim: int = bounded(1024, minimum=1)
+    dropout: float = bounded(0.1, minimum=0.0, maximum=1.0)
+    self_attention: Literal["transformer", "literal"] = "transformer"
+    graph: bool = True
+    graph_norm: Literal["softmax", "count"] = "softmax"
+    smooth: float = bounded(4.0, minimum=0.0, doc="λ of the cross attention (Eq. 7.8)")
+    interaction_steps: int = bounded(2, minimum=1)
+    fusion_input: Literal["enhanced", "literal"] = "enhanced"
+    globals: Literal["enhanced", "literal"] = "enhanced"
+    gate: Literal["scalar", "vector"] = "scalar"
+    word_mask_rate: float = bounded(0.1, minimum=0.0, maximum=0.999)
+    mask_token_id: int = bounded(103, minimum=0)
+    aux_weights: dict[str, float] = bounded({"add": 1.0}, minimum=0.0)
+    bert: BertConfig = field(default_factory=BertConfig)
 
 
 def mask_words(input_ids: torch.Tensor, attention_mask: torch.Tensor, rate: float, mask_id: int) -> torch.Tensor:
@@ -115,7 +124,7 @@ class RelationAwareGCN(nn.Module):
 
     HI-2: ``norm="softmax"`` masks non-edges to −∞ and normalises each row over its edges (the
     adjacency carries the self-loop); ``"count"`` keeps E on the edges and divides by the node count
-    (VSRN style).  The last normalised edge weights are kept in `last_edges` for the explain export.
+    (VSRN style).  `forward` returns the features and the normalised edge weights (B, K, K).
     """
 
     def __init__(self, dim: int, edge_dim: int, norm: str) -> None:
@@ -125,19 +134,17 @@ class RelationAwareGCN(nn.Module):
         self.gcn = nn.Linear(dim, dim, bias=False)
         self.residual = nn.Linear(dim, dim)
         self.norm = norm
-        self.last_edges: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (B, K, D), adjacency (B, K, K) bool, mask (B, K) bool → (B, K, D)."""
+    def forward(self, x: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, K, D), adjacency (B, K, K) bool, mask (B, K) bool → ((B, K, D), edge weights (B, K, K))."""
         allowed = adjacency.to(torch.bool) & mask.unsqueeze(1) & mask.unsqueeze(2)
         scores = self.phi(x) @ self.psi(x).transpose(1, 2)
         if self.norm == "softmax":
             edges = masked_softmax(scores, allowed, dim=-1)
         else:
             edges = scores * allowed / mask.sum(dim=1).clamp_min(1).view(-1, 1, 1).to(scores.dtype)
-        self.last_edges = edges.detach()
         out = self.residual(edges @ self.gcn(x)) + x
-        return out * mask.unsqueeze(-1).to(out.dtype)
+        return out * mask.unsqueeze(-1).to(out.dtype), edges
 
 
 class ConditionalFusion(nn.Module):
@@ -154,40 +161,36 @@ class ConditionalFusion(nn.Module):
 
 
 class HiRE(PairwiseRetrievalModel):
-    """HiRE in one direction (subclasses `HiREI2T`, `HiRET2I`); options in `DEFAULTS` (module docstring)."""
+    """HiRE in one direction (subclasses `HiREI2T`, `HiRET2I`); options in `HiREConfig` (module docstring)."""
 
+    Config = HiREConfig
     text_kind = "bert"
     direction = "i2t"
+    name = "hire_i2t"
 
-    def __init__(self, loss: RankingLoss, bert: nn.Module, **options: Any) -> None:
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown HiRE options {sorted(unknown)}")
-        cfg = {**DEFAULTS, **options}
-        super().__init__(loss, cfg["aux_weights"])
-        dim = int(cfg["embed_dim"])
+    def __init__(self, config: HiREConfig, loss: RankingLoss, vocab_size: int | None = None,
+                 word_vectors: np.ndarray | None = None) -> None:
+        if config.attention_dim % config.heads:
+            raise ValueError(f"attention_dim {config.attention_dim} is not divisible by {config.heads} heads")
+        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seed's result
+        super().__init__(loss, config.aux_weights)
+        self.config = config
+        dim = int(config.embed_dim)
         self.dim = dim
-        self.graph_norm = _choice(cfg, "graph_norm", GRAPH_NORMS)
-        self.fusion_input = _choice(cfg, "fusion_input", READINGS)
-        self.globals = _choice(cfg, "globals", READINGS)
-        self.gate = _choice(cfg, "gate", GATES)
-        residual = _choice(cfg, "self_attention", ("transformer", "literal")) == "transformer"
-        if int(cfg["interaction_steps"]) < 1:
-            raise ValueError(f"HiRE interaction_steps must be at least 1, got {cfg['interaction_steps']}")
-        if not 0.0 <= float(cfg["word_mask_rate"]) < 1.0:
-            raise ValueError(f"HiRE word_mask_rate must be in [0, 1), got {cfg['word_mask_rate']}")
-        self.smooth = float(cfg["smooth"])
-        self.word_mask_rate, self.mask_token_id = float(cfg["word_mask_rate"]), int(cfg["mask_token_id"])
-        self.region_fc = xavier_linear(int(cfg["feature_dim"]), dim)
+        self.graph_norm, self.fusion_input = config.graph_norm, config.fusion_input
+        self.globals, self.gate = config.globals, config.gate
+        residual = config.self_attention == "transformer"
+        self.smooth = float(config.smooth)
+        self.word_mask_rate, self.mask_token_id = float(config.word_mask_rate), int(config.mask_token_id)
+        self.region_fc = xavier_linear(int(config.feature_dim), dim)
         self.text_encoder = BertTextEncoder(bert, dim)
-        attention = dict(attention_dim=int(cfg["attention_dim"]), heads=int(cfg["heads"]),
-                         ffn_dim=int(cfg["ffn_dim"]), dropout=float(cfg["dropout"]), residual=residual)
+        attention = dict(attention_dim=int(config.attention_dim), heads=int(config.heads),
+                         ffn_dim=int(config.ffn_dim), dropout=float(config.dropout), residual=residual)
         self.vsa = IntraModalAttention(dim, **attention)
         self.tsa = IntraModalAttention(dim, **attention)
-        self.graph = RelationAwareGCN(dim, int(cfg["attention_dim"]), self.graph_norm) if cfg["graph"] else None
-        self.interactions = nn.ModuleList(ConditionalFusion(dim) for _ in range(int(cfg["interaction_steps"])))
+        self.graph = RelationAwareGCN(dim, int(config.attention_dim), self.graph_norm) if config.graph else None
+        self.interactions = nn.ModuleList(ConditionalFusion(dim) for _ in range(int(config.interaction_steps)))
         self.gate_fc = nn.Linear(dim, dim)
-        self.last_attention: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ per-item encoding
     def image_inputs(self) -> tuple[str, ...]:
@@ -198,8 +201,11 @@ class HiRE(PairwiseRetrievalModel):
         mask = images["region_mask"].to(torch.bool)
         raw = self.region_fc(images["regions"]) * mask.unsqueeze(-1)
         attended = self.vsa(raw, mask)
-        local = self.graph(attended, images["region_graph"], mask) if self.graph is not None else attended
-        out = {"raw": raw, "local": local, "mask": mask, "pooled": l2_normalize(masked_mean(local, mask))}
+        out: Outputs = {"raw": raw, "mask": mask}
+        local = attended
+        if self.graph is not None:
+            local, out["edges"] = self.graph(attended, images["region_graph"], mask)
+        out.update(local=local, pooled=l2_normalize(masked_mean(local, mask)))
         out["global"] = masked_mean(local if self.globals == "enhanced" else raw, mask)
         if self.fusion_input == "literal":
             out["fuse"] = attended  # Eq. 7.10 as printed: v^A in the fusion and its residual (HI-4)
@@ -276,24 +282,39 @@ class HiRE(PairwiseRetrievalModel):
 
         The one-pair-at-a-time reference: β by a masked softmax, q^t_i formed first, then W2, W3 and
         W^r applied per pair, as the public cross-attention codes do (`forward_sim` agrees to float
-        precision).  The attention maps of every step are kept in `last_attention` (explain export).
+        precision).
         """
+        return self.score_details(image_feats, text_feats)["scores"]
+
+    def score_details(self, image_feats: Outputs, text_feats: Outputs) -> Outputs:
+        """`score_pairs` with its explanation: ``scores`` (B,) and ``attention`` (B, steps, N, M), the
+        cross-attention β of every interaction step (Eq. 7.8)."""
         query, context = self._roles(image_feats, text_feats)
         keys, key_mask = l2_normalize(context["local"]), context["mask"].unsqueeze(1)
         attend, fused = query["local"], query.get("fuse", query["local"])
-        self.last_attention = []
+        maps = []
         for fusion in self.interactions:
             beta = masked_softmax(self.smooth * (l2_normalize(attend) @ keys.transpose(1, 2)), key_mask, dim=-1)
             attended = beta @ context["local"]                                    # q^t (B, N, D)
             fused = fusion.fuse(fused, fusion.w2(attended), fusion.w3(attended))
             attend = fused
-            self.last_attention.append(beta.detach())
+            maps.append(beta)
         g = context["global"].unsqueeze(1)                                        # (B, 1, D)
         product = self.gate_fc(fused) * g
         gate = torch.sigmoid(product.sum(dim=-1, keepdim=True)) if self.gate == "scalar" else torch.sigmoid(product)
         enhanced = gate * fused + fused + torch.relu(query["raw"])
         pooled = l2_normalize(masked_mean(enhanced, query["mask"], dim=1))
-        return (pooled * l2_normalize(g.squeeze(1))).sum(dim=-1)
+        return {"scores": (pooled * l2_normalize(g.squeeze(1))).sum(dim=-1), "attention": torch.stack(maps, dim=1)}
+
+    def explain(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> Outputs:
+        """Aligned pairs (image b, caption b): ``attention`` (B, steps, N, M), the cross attention β of every
+        interaction step (Eq. 7.8; i2t: regions over words, t2i: words over regions), ``edges`` (B, K, K) the
+        VSSG edge weights (Eq. 7.6) when the graph is on, and ``scores`` (B,)."""
+        image_feats, text_feats = self.encode_images(images), self.encode_texts(texts)
+        out = self.score_details(image_feats, text_feats)
+        if "edges" in image_feats:
+            out["edges"] = image_feats["edges"]
+        return out
 
     # ------------------------------------------------------------------ losses
     def auxiliary_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
@@ -301,22 +322,20 @@ class HiRE(PairwiseRetrievalModel):
         scores = image_out["pooled"] @ text_out["pooled"].T
         return {"add": self.loss.from_scores(scores, batch.get("image_ids"))["rank"]}
 
-    @classmethod
-    def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "HiRE":
-        options = dict(model)
-        bert_cfg = {**DEFAULTS["bert"], **options.pop("bert", {})}
-        load = pretrained and bert_cfg["pretrained"]
-        return cls(loss, build_bert(bert_dir or bert_cfg["dir"], load, None if load else bert_cfg["arch"]), **options)
 
-
+@MODELS.register("hire_i2t", configs={"tiny": "hire_i2t_tiny", "f30k": "hire_i2t_f30k", "coco": "hire_i2t_coco"},
+                 summary="HiRE image-to-text cross-interaction model (BERT text)")
 class HiREI2T(HiRE):
     """HiRE image-to-text version: regions attend over words, gated by T̄ (λ = 4 in the paper)."""
 
     direction = "i2t"
+    name = "hire_i2t"
 
 
+@MODELS.register("hire_t2i", configs={"tiny": "hire_t2i_tiny", "f30k": "hire_t2i_f30k", "coco": "hire_t2i_coco"},
+                 summary="HiRE text-to-image cross-interaction model (BERT text)")
 class HiRET2I(HiRE):
     """HiRE text-to-image version: words attend over regions, gated by V̄ (λ = 9 in the paper)."""
 
     direction = "t2i"
+    name = "hire_t2i"

@@ -1,4 +1,4 @@
-"""HSLM — hierarchical semantic correspondences: MGCN, self- and cross-attention (004; retrieval-models.md §6).
+"""HSLM — hierarchical semantic correspondences: MGCN, self- and cross-attention (the HSLM paper; docs/retrieval.md#hslm).
 
 Image (§3.1, §3.3): regions → FC 2048→d1 (Xavier) → l2norm → MGCN (4 × Rs_GCN, Eq. 7–10) → l2norm
 → R* (K, d1).
@@ -20,30 +20,45 @@ The SAF gates of the words are HSLM's word-level interpretability output (`score
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from shared.config import bounded
 from shared.layers import l2_normalize, masked_mean, masked_softmax
 
+from retrieval.layers import GRUTextEncoder, RegionEncoder, length_mask
+from retrieval.layers.blocks import MeanQueryAttnPool, apply_to_valid
+from retrieval.layers.graph_reasoning import GraphReasoning, run_gru
 from retrieval.losses import RankingLoss
-from retrieval.models.base import Outputs
-from retrieval.models.blocks import MeanQueryAttnPool, apply_to_valid
-from retrieval.models.encoders import GRUTextEncoder, RegionEncoder, length_mask
-from retrieval.models.graph_reasoning import GraphReasoning, run_gru
-from retrieval.models.pairwise import PairwiseRetrievalModel
+from retrieval.models.base import Outputs, PairwiseRetrievalModel
+from retrieval.models.registry import MODELS
 
-DEFAULTS: dict[str, Any] = {
-    "embed_dim": 1024, "region_dim": 2048, "word_dim": 300, "word_init": "random", "word_dropout": 0.0,
-    "gcn_layers": 4, "self_attention": "literal", "self_attention_residual": False,
-    "cross_attention": "sigmoid", "gate_scale": 1.0, "cross_smooth": 9.0,
-    "sim_dim": 256, "pool_form": "dot", "similarity_head": "saf",
-}
-CHOICES = {"word_init": ("random", "glove"), "self_attention": ("literal", "softmax"),
-           "cross_attention": ("sigmoid", "softmax"), "pool_form": ("dot", "parametric"),
-           "similarity_head": ("saf", "literal")}
+
+
+@dataclass(frozen=True)
+class HSLMConfig:
+    """The ``model:`` section of ``hslm`` (each option: docs/retrieval.md#hslm)."""
+
+    embed_dim: int = bounded(1024, minimum=1, doc="d1")
+    region_dim: int = bounded(2048, minimum=1)
+    word_dim: int = bounded(300, minimum=1, doc="d2")
+    word_init: Literal["random", "glove"] = "random"
+    word_dropout: float = bounded(0.0, minimum=0.0, maximum=1.0)
+    gcn_layers: int = bounded(4, minimum=0)
+    self_attention: Literal["literal", "softmax"] = "literal"
+    self_attention_residual: bool = False
+    cross_attention: Literal["sigmoid", "softmax"] = "sigmoid"
+    gate_scale: float = bounded(1.0, minimum=0.0, doc="γ of the sigmoid cross attention (Eq. 15)")
+    cross_smooth: float = bounded(9.0, minimum=0.0)
+    sim_dim: int = bounded(256, minimum=1)
+    pool_form: Literal["dot", "parametric"] = "dot"
+    similarity_head: Literal["saf", "literal"] = "saf"
+
+
 MAX_WORDS, REGIONS = 64, 36  # tile sizing (data.max_caption_length, BUTD regions)
 
 
@@ -52,7 +67,7 @@ class WordSelfAttention(nn.Module):
 
     ``form="literal"`` (seed): no softmax, divided by the sentence length M; ``"softmax"``:
     softmax_l(q_j·k_l / √d).  ``residual`` adds E (an option only; the seed has none).
-    The last (B, M, M) word-to-word weights are kept in `last_weights`.
+    `forward` returns (E_f, the (B, M, M) word-to-word weights).
     """
 
     def __init__(self, dim: int, form: str = "literal", residual: bool = False) -> None:
@@ -61,19 +76,17 @@ class WordSelfAttention(nn.Module):
         self.key = nn.Linear(dim, dim, bias=False)
         self.value = nn.Linear(dim, dim, bias=False)
         self.form, self.residual = form, residual
-        self.last_weights: torch.Tensor | None = None
 
-    def forward(self, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, words: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         keep = mask.to(words.dtype)
         scores = self.query(words) @ self.key(words).transpose(1, 2)
         if self.form == "literal":
             weights = scores * keep.unsqueeze(1) / keep.sum(dim=1).clamp_min(1.0).view(-1, 1, 1)
         else:
             weights = masked_softmax(scores / math.sqrt(words.shape[-1]), mask.unsqueeze(1), dim=-1)
-        self.last_weights = weights.detach()
         out = weights @ self.value(words)
         out = out + words if self.residual else out
-        return out * keep.unsqueeze(-1)
+        return out * keep.unsqueeze(-1), weights
 
 
 class SimilarityRepresentation(nn.Module):
@@ -117,38 +130,33 @@ class SimilarityHead(nn.Module):
         return self.out(pooled).squeeze(-1), vector_gates.mean(dim=-1) * keep
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown HSLM options {sorted(unknown)}")
-    cfg = {**DEFAULTS, **options}
-    for key, allowed in CHOICES.items():
-        if cfg[key] not in allowed:
-            raise ValueError(f"HSLM {key} {cfg[key]!r} not in {allowed}")
-    return cfg
-
-
+@MODELS.register("hslm", configs={"tiny": "hslm_tiny", "f30k": "hslm_f30k", "coco": "hslm_coco"},
+                 summary="HSLM hierarchical semantic correspondences cross-interaction model (Bi-GRU text)")
 class HSLM(PairwiseRetrievalModel):
     """HSLM (module docstring); `score_details` also returns the word gates and cross-attention gates."""
 
-    def __init__(self, vocab_size: int, loss: RankingLoss, word_vectors: np.ndarray | None = None,
-                 **options: Any) -> None:
-        cfg = _options(options)
+    name = "hslm"
+    Config = HSLMConfig
+
+    def __init__(self, config: HSLMConfig, loss: RankingLoss, vocab_size: int | None = None,
+                 word_vectors: np.ndarray | None = None) -> None:
+        vocab_size = self.require_vocab(self.name, vocab_size)
         super().__init__(loss)
-        dim, word_dim, sim_dim = cfg["embed_dim"], cfg["word_dim"], cfg["sim_dim"]
-        self.cross_attention, self.gate_scale = cfg["cross_attention"], float(cfg["gate_scale"])
-        self.cross_smooth = float(cfg["cross_smooth"])
-        self.region_encoder = RegionEncoder(cfg["region_dim"], dim)
-        self.image_graph = GraphReasoning(dim, cfg["gcn_layers"])
-        init = word_vectors if cfg["word_init"] == "glove" else None
-        self.text_encoder = GRUTextEncoder(vocab_size, word_dim, dim, 1, True, cfg["word_dropout"], init)
-        self.self_attention = WordSelfAttention(word_dim, cfg["self_attention"], bool(cfg["self_attention_residual"]))
-        self.text_graph = GraphReasoning(word_dim, cfg["gcn_layers"])
-        self.text_pool = MeanQueryAttnPool(dim, cfg["pool_form"])
-        self.context_pool = MeanQueryAttnPool(dim, cfg["pool_form"])
+        self.config = config
+        dim, word_dim, sim_dim = config.embed_dim, config.word_dim, config.sim_dim
+        self.cross_attention, self.gate_scale = config.cross_attention, float(config.gate_scale)
+        self.cross_smooth = float(config.cross_smooth)
+        self.region_encoder = RegionEncoder(config.region_dim, dim)
+        self.image_graph = GraphReasoning(dim, config.gcn_layers)
+        init = word_vectors if config.word_init == "glove" else None
+        self.text_encoder = GRUTextEncoder(vocab_size, word_dim, dim, 1, True, config.word_dropout, init)
+        self.self_attention = WordSelfAttention(word_dim, config.self_attention, bool(config.self_attention_residual))
+        self.text_graph = GraphReasoning(word_dim, config.gcn_layers)
+        self.text_pool = MeanQueryAttnPool(dim, config.pool_form)
+        self.context_pool = MeanQueryAttnPool(dim, config.pool_form)
         self.local_sim = SimilarityRepresentation(dim, sim_dim)
         self.global_sim = SimilarityRepresentation(dim, sim_dim)
-        self.head = SimilarityHead(sim_dim, cfg["similarity_head"])
+        self.head = SimilarityHead(sim_dim, config.similarity_head)
         self.pair_bytes = 4 * (3 * MAX_WORDS * dim + 2 * (MAX_WORDS + 1) * sim_dim + 3 * MAX_WORDS * REGIONS)
 
     def encode_images(self, images: dict[str, torch.Tensor]) -> Outputs:
@@ -166,7 +174,8 @@ class HSLM(PairwiseRetrievalModel):
         encoder, lengths = self.text_encoder, texts["lengths"]
         embedded = encoder.dropout(encoder.embed(texts["tokens"]))
         mask = length_mask(lengths.to(embedded.device), embedded.shape[1])
-        enhanced = self.text_graph(self.self_attention(embedded, mask), mask)
+        attended, _ = self.self_attention(embedded, mask)
+        enhanced = self.text_graph(attended, mask)
         states, _ = run_gru(encoder.rnn, enhanced, lengths)
         words = l2_normalize(states) * mask.unsqueeze(-1).to(states.dtype)
         glob = self.text_pool(words, mask)
@@ -202,9 +211,16 @@ class HSLM(PairwiseRetrievalModel):
         """S_F (Eq. 22) of every image–caption pair of the two blocks."""
         return self.score_details(image_feats, text_feats)["scores"]
 
-    @classmethod
-    def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "HSLM":
-        if vocab_size is None:
-            raise ValueError("hslm needs vocab_size (word embedding W_e)")
-        return cls(vocab_size, loss, word_vectors, **model)
+    def explain(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor]) -> Outputs:
+        """Aligned pairs (image b, caption b): ``word_gates`` (B, M) and ``global_gate`` (B,) of the
+        similarity head (Eq. 21), ``cross_attention`` (B, M, K) of every word over the regions (Eq. 16),
+        and ``scores`` (B,)."""
+        image_feats, text_feats = self.encode_images(images), self.encode_texts(texts)
+        rows = torch.arange(image_feats["regions"].shape[0], device=image_feats["regions"].device)
+        out = {}
+        for b in rows.tolist():
+            one = self.score_details({k: v[b:b + 1] for k, v in image_feats.items()},
+                                     {k: v[b:b + 1] for k, v in text_feats.items()})
+            for key, value in one.items():
+                out.setdefault(key, []).append(value[0, 0])
+        return {key: torch.stack(values) for key, values in out.items()}

@@ -1,4 +1,4 @@
-"""3SHNet — Visual Semantic-Spatial Self-Highlighting Network (thesis 000 Ch. 8; retrieval-models.md §4).
+"""3SHNet — Visual Semantic-Spatial Self-Highlighting Network (thesis Ch. 8; docs/retrieval.md#3shnet).
 
 Variants: ``region`` (36 BUTD regions + region mask) and ``grid`` (49 ResNeXt cells, all valid);
 the region+grid ensemble averages the two models' similarity matrices at evaluation
@@ -20,39 +20,46 @@ Loss: bidirectional triplet, hardest negatives, margin 0.2 (Eq. 8.11), sum-of-hi
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from shared.config import bounded
 from shared.layers import MLP, l2_normalize, masked_softmax
 
+from retrieval.layers import GPO, BertConfig, BertGPOTextTower, RegionEncoder, bert_from_config, drop_regions
+from retrieval.layers.blocks import SmoothedAttention, apply_to_valid, sinusoidal_positional_encoding
 from retrieval.losses import RankingLoss
 from retrieval.models.base import Outputs, TwoTowerRetrievalModel
-from retrieval.models.blocks import SmoothedAttention, apply_to_valid, sinusoidal_positional_encoding
-from retrieval.models.encoders import GPO, BertGPOTextTower, RegionEncoder, build_bert
+from retrieval.models.registry import MODELS
 
-VARIANTS = ("region", "grid")
-NUM_CLASSES_MINUS_ONE = 132  # class ids 0..132 normalised to [0, 1] (3S-3)
-
-DEFAULTS: dict[str, Any] = {
-    "variant": "region", "embed_dim": 1024, "feature_dim": 2048, "num_categories": 133, "mlp_hidden": 512,
-    "salience": "sigmoid", "salience_similarity": "scaled_dot", "spatial_pe_dim": 8, "spatial_channels": 128,
-    "spatial_stride": 2, "spatial_smooth": 4.0, "spatial_similarity": "cosine", "seg_dropout": 0.1,
-    "category_token": True, "region_dropout": 0.2, "gpo_dim": 32,
-    "bert": {"dir": None, "pretrained": True, "arch": None},
-}
+NUM_CLASSES_MINUS_ONE = 132  # class ids 0..132 normalised to [0, 1] (docs/retrieval.md, decision 'segmentation map scale')
 
 
-def drop_regions(mask: torch.Tensor, p: float) -> torch.Tensor:
-    """Training augmentation of the 3SHNet/VSE∞ code: drop each valid region with probability p (≥ 1 kept)."""
-    keep = mask & (torch.rand(mask.shape, device=mask.device) >= p)
-    empty = ~keep.any(dim=1)
-    if empty.any():
-        first = mask.to(torch.int8).argmax(dim=1)
-        keep[empty, first[empty]] = True
-    return keep
+@dataclass(frozen=True)
+class ThreeSHNetConfig:
+    """The ``model:`` section of ``3shnet`` (each option: docs/retrieval.md#3shnet)."""
+
+    variant: Literal["region", "grid"] = "region"
+    embed_dim: int = bounded(1024, minimum=1)
+    feature_dim: int = bounded(2048, minimum=1)
+    num_categories: int = bounded(133, minimum=1, doc="panoptic categories of the segmentation inputs")
+    mlp_hidden: int = bounded(512, minimum=1)
+    salience: Literal["sigmoid", "softmax"] = "sigmoid"
+    salience_similarity: Literal["scaled_dot", "cosine"] = "scaled_dot"
+    spatial_pe_dim: int = bounded(8, minimum=1)
+    spatial_channels: int = bounded(128, minimum=1)
+    spatial_stride: int = bounded(2, minimum=1)
+    spatial_smooth: float = bounded(4.0, minimum=0.0, doc="λ of the smoothed spatial attention")
+    spatial_similarity: Literal["cosine", "scaled_dot"] = "cosine"
+    seg_dropout: float = bounded(0.1, minimum=0.0, maximum=1.0)
+    category_token: bool = True
+    region_dropout: float = bounded(0.2, minimum=0.0, maximum=1.0)
+    gpo_dim: int = bounded(32, minimum=1)
+    bert: BertConfig = field(default_factory=BertConfig)
 
 
 class SegmentationTokens(nn.Module):
@@ -132,36 +139,38 @@ class VSpM(nn.Module):
         """regions f (B, K, D), seg_map (B, 64, 64) → (features (B, K, D), attention β (B, K, H'W'))."""
         keys = self.keys(seg_map)
         q = apply_to_valid(self.query, regions, mask)
-        context = self.attention(q, keys)
+        context, attention = self.attention(q, keys)
         out = apply_to_valid(self.out, context + q, mask)
-        return out, self.attention.last_attention
+        return out, attention
 
 
+@MODELS.register("3shnet", configs={"tiny": "shnet_tiny", "tiny_grid": "shnet_grid_tiny", "f30k": "shnet_f30k",
+                                    "coco": "shnet_coco"},
+                 summary="3SHNet semantic-spatial self-highlighting two-tower (BERT text; region or grid)")
 class ThreeSHNet(TwoTowerRetrievalModel):
-    """3SHNet (``variant`` region | grid); image outputs carry ``salience`` α and ``spatial_attention`` β."""
+    """3SHNet (``variant`` region | grid); `explain` returns the salience α and the spatial attention β."""
 
+    name = "3shnet"
+    Config = ThreeSHNetConfig
     text_kind = "bert"
 
-    def __init__(self, loss: RankingLoss, bert: nn.Module, **options: Any) -> None:
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown 3SHNet options {sorted(unknown)}")
-        cfg = {**DEFAULTS, **options}
-        if cfg["variant"] not in VARIANTS:
-            raise ValueError(f"3SHNet variant {cfg['variant']!r} not in {VARIANTS}")
+    def __init__(self, config: ThreeSHNetConfig, loss: RankingLoss, vocab_size: int | None = None,
+                 word_vectors: np.ndarray | None = None) -> None:
+        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seed's result
         super().__init__(loss)
-        dim, hidden, cats = cfg["embed_dim"], cfg["mlp_hidden"], cfg["num_categories"]
-        self.variant, self.region_dropout = cfg["variant"], float(cfg["region_dropout"])
-        self.region_encoder = RegionEncoder(cfg["feature_dim"], dim, hidden)
-        self.vsem = VSeM(cats, dim, hidden, cfg["seg_dropout"], cfg["salience"], cfg["salience_similarity"])
-        self.vspm = VSpM(dim, hidden, cfg["spatial_pe_dim"], cfg["spatial_channels"], cfg["spatial_stride"],
-                         cfg["spatial_smooth"], cfg["spatial_similarity"])
+        self.config = config
+        dim, hidden, cats = config.embed_dim, config.mlp_hidden, config.num_categories
+        self.variant, self.region_dropout = config.variant, float(config.region_dropout)
+        self.region_encoder = RegionEncoder(config.feature_dim, dim, hidden)
+        self.vsem = VSeM(cats, dim, hidden, config.seg_dropout, config.salience, config.salience_similarity)
+        self.vspm = VSpM(dim, hidden, config.spatial_pe_dim, config.spatial_channels, config.spatial_stride,
+                         config.spatial_smooth, config.spatial_similarity)
         self.fuse = MLP(dim, hidden, dim)
-        self.segmentation_tokens = SegmentationTokens(cats, dim, hidden, cfg["seg_dropout"], residual=True)
-        self.category_token = (SegmentationTokens(cats, dim, hidden, cfg["seg_dropout"], residual=False)
-                               if cfg["category_token"] else None)
-        self.image_gpo = GPO(cfg["gpo_dim"], cfg["gpo_dim"])
-        self.text = BertGPOTextTower(bert, dim, cfg["gpo_dim"])
+        self.segmentation_tokens = SegmentationTokens(cats, dim, hidden, config.seg_dropout, residual=True)
+        self.category_token = (SegmentationTokens(cats, dim, hidden, config.seg_dropout, residual=False)
+                               if config.category_token else None)
+        self.image_gpo = GPO(config.gpo_dim, config.gpo_dim)
+        self.text = BertGPOTextTower(bert, dim, config.gpo_dim)
 
     def image_inputs(self) -> tuple[str, ...]:
         visual = ("grid",) if self.variant == "grid" else ("regions", "region_mask")
@@ -177,7 +186,7 @@ class ThreeSHNet(TwoTowerRetrievalModel):
         return images["regions"], mask
 
     def image_outputs(self, images: dict[str, torch.Tensor]) -> Outputs:
-        """Image embedding plus VSeM salience α (B, K) and VSpM attention β (B, K, H'W') for exports."""
+        """Image embedding plus VSeM salience α (B, K) and VSpM attention β (B, K, H'W')."""
         features, mask = self._visual_tokens(images)
         f, v = self.region_encoder(features, mask)
         sem, alpha = self.vsem(f, images["segmentations"], mask)
@@ -195,10 +204,8 @@ class ThreeSHNet(TwoTowerRetrievalModel):
     def text_outputs(self, texts: dict[str, torch.Tensor]) -> Outputs:
         return {"embedding": l2_normalize(self.text(texts))}
 
-    @classmethod
-    def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "ThreeSHNet":
-        options = dict(model)
-        bert_cfg = {**DEFAULTS["bert"], **options.pop("bert", {})}
-        load = pretrained and bert_cfg["pretrained"]
-        return cls(loss, build_bert(bert_dir or bert_cfg["dir"], load, None if load else bert_cfg["arch"]), **options)
+    def explain(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor] | None = None) -> Outputs:
+        """``salience`` α (B, K) of the VSeM gate (Eq. 8.2) and ``spatial_attention`` β (B, K, H'W') of
+        VSpM (Eq. 8.8), per image; the caption does not change them (two towers)."""
+        out = self.image_outputs(images)
+        return {"salience": out["salience"], "spatial_attention": out["spatial_attention"]}

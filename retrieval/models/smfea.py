@@ -16,29 +16,48 @@ tree_ce = Σ_nodes CE(y^V, z) + CE(y^S, z) (mean over the batch), tree_kl = Σ_n
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shared.config import bounded
 from shared.layers import l2_normalize
 
+from retrieval.layers import GRUTextEncoder, RegionEncoder
+from retrieval.layers.blocks import MeanQueryAttnPool
+from retrieval.layers.cac import ConsensusConcepts, concept_cooccurrence, consensus_kl, select_concepts
+from retrieval.layers.tree_lstm import INTERNAL, LEAVES, StructuredTreeEncoder
 from retrieval.losses import RankingLoss
 from retrieval.models.base import Outputs, TwoTowerRetrievalModel
-from retrieval.models.blocks import MeanQueryAttnPool
-from retrieval.models.cac import ConsensusConcepts, concept_cooccurrence, consensus_kl, select_concepts
-from retrieval.models.encoders import GRUTextEncoder, RegionEncoder
-from retrieval.models.tree_lstm import INTERNAL, LEAVES, StructuredTreeEncoder
+from retrieval.models.registry import MODELS
 
-DEFAULTS: dict[str, Any] = {
-    "embed_dim": 1024, "region_dim": 2048, "word_dim": 300, "gru_layers": 1, "word_dropout": 0.0,
-    "finetune_words": True, "attention_form": "dot", "attention_dropout": 0.1,
-    "tree_hidden": 128, "tree_cell": "literal", "num_fragments": 1440, "num_relations": 247,
-    "text_tree_residual": True, "num_concepts": 300, "concept_label_ratio": 0.35,
-    "concept_threshold": 0.3, "concept_labels_at_eval": True, "beta": [0.6, 0.2, 0.2],
-    "aux_weights": {"tree_ce": 1.0, "tree_kl": 1.0, "cac_kl": 1.0},
-}
+
+@dataclass(frozen=True)
+class SMFEAConfig:
+    """The ``model:`` section of ``smfea`` (each option: docs/retrieval.md#smfea)."""
+
+    embed_dim: int = bounded(1024, minimum=1)
+    region_dim: int = bounded(2048, minimum=1)
+    word_dim: int = bounded(300, minimum=1)
+    gru_layers: int = bounded(1, minimum=1)
+    word_dropout: float = bounded(0.0, minimum=0.0, maximum=1.0)
+    finetune_words: bool = True
+    attention_form: Literal["dot", "parametric"] = "dot"
+    attention_dropout: float = bounded(0.1, minimum=0.0, maximum=1.0)
+    tree_hidden: int = bounded(128, minimum=1)
+    tree_cell: Literal["child_sum", "literal"] = "literal"
+    num_fragments: int = bounded(1440, minimum=1, doc="fragment classes (set from the parse dictionary)")
+    num_relations: int = bounded(247, minimum=1, doc="relation classes (set from the parse dictionary)")
+    text_tree_residual: bool = True
+    num_concepts: int = bounded(300, minimum=1)
+    concept_label_ratio: float = bounded(0.35, minimum=0.0, maximum=1.0)
+    concept_threshold: float = bounded(0.3, minimum=0.0)
+    concept_labels_at_eval: bool = True
+    beta: tuple[float, float, float] = bounded((0.6, 0.2, 0.2), minimum=0.0, doc="fusion weights (Eq. 6.15)")
+    aux_weights: dict[str, float] = bounded({"tree_ce": 1.0, "tree_kl": 1.0, "cac_kl": 1.0}, minimum=0.0)
 
 
 def tree_node_losses(image_tree: Outputs, text_tree: Outputs, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,34 +75,38 @@ def tree_node_losses(image_tree: Outputs, text_tree: Outputs, labels: torch.Tens
     return ce, kl
 
 
+@MODELS.register("smfea", configs={"tiny": "smfea_tiny", "f30k": "smfea_f30k", "coco": "smfea_coco"},
+                 summary="SMFEA structured feature embedding and alignment two-tower (Bi-GRU text, trees, CAC)")
 class SMFEA(TwoTowerRetrievalModel):
     """SMFEA two-tower model; image and text outputs also carry tree logits and concept scores."""
 
+    name = "smfea"
+    Config = SMFEAConfig
     needs_tree_labels = True
 
-    def __init__(self, vocab_size: int, loss: RankingLoss, word_vectors: np.ndarray | None = None, **options: Any) -> None:
-        unknown = set(options) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"unknown SMFEA options {sorted(unknown)}")
-        cfg = {**DEFAULTS, **options}
-        if cfg["num_concepts"] > vocab_size - 4:
-            raise ValueError(f"num_concepts {cfg['num_concepts']} needs a vocabulary of at least {cfg['num_concepts'] + 4} words, got {vocab_size}")
-        super().__init__(loss, cfg["aux_weights"])
-        dim = cfg["embed_dim"]
-        self.beta = tuple(float(b) for b in cfg["beta"])
-        self.text_tree_residual = bool(cfg["text_tree_residual"])
-        self.concept_labels_at_eval = bool(cfg["concept_labels_at_eval"])
-        self.region_encoder = RegionEncoder(cfg["region_dim"], dim)
-        self.image_pool = MeanQueryAttnPool(dim, cfg["attention_form"], cfg["attention_dropout"])
-        self.text_encoder = GRUTextEncoder(vocab_size, cfg["word_dim"], dim, cfg["gru_layers"], True,
-                                           cfg["word_dropout"], word_vectors, cfg["finetune_words"])
-        self.text_pool = MeanQueryAttnPool(dim, cfg["attention_form"], cfg["attention_dropout"])
-        tree = dict(hidden=cfg["tree_hidden"], num_fragments=cfg["num_fragments"],
-                    num_relations=cfg["num_relations"], cell=cfg["tree_cell"])
+    def __init__(self, config: SMFEAConfig, loss: RankingLoss, vocab_size: int | None = None,
+                 word_vectors: np.ndarray | None = None) -> None:
+        vocab_size = self.require_vocab(self.name, vocab_size)
+        if config.num_concepts > vocab_size - 4:
+            raise ValueError(f"num_concepts {config.num_concepts} needs a vocabulary of at least "
+                             f"{config.num_concepts + 4} words, got {vocab_size}")
+        super().__init__(loss, config.aux_weights)
+        self.config = config
+        dim = config.embed_dim
+        self.beta = tuple(float(b) for b in config.beta)
+        self.text_tree_residual = bool(config.text_tree_residual)
+        self.concept_labels_at_eval = bool(config.concept_labels_at_eval)
+        self.region_encoder = RegionEncoder(config.region_dim, dim)
+        self.image_pool = MeanQueryAttnPool(dim, config.attention_form, config.attention_dropout)
+        self.text_encoder = GRUTextEncoder(vocab_size, config.word_dim, dim, config.gru_layers, True,
+                                           config.word_dropout, word_vectors, config.finetune_words)
+        self.text_pool = MeanQueryAttnPool(dim, config.attention_form, config.attention_dropout)
+        tree = dict(hidden=config.tree_hidden, num_fragments=config.num_fragments,
+                    num_relations=config.num_relations, cell=config.tree_cell)
         self.image_tree = StructuredTreeEncoder(dim, **tree)
         self.text_tree = StructuredTreeEncoder(dim, **tree)
-        self.concepts = ConsensusConcepts(cfg["word_dim"], dim, cfg["num_concepts"], cfg["concept_label_ratio"],
-                                          cfg["concept_threshold"])
+        self.concepts = ConsensusConcepts(config.word_dim, dim, config.num_concepts, config.concept_label_ratio,
+                                          config.concept_threshold)
         with torch.no_grad():
             self.concepts.concept_vectors.copy_(self.text_encoder.embed.weight[self.concepts.concept_ids])
 
@@ -95,12 +118,12 @@ class SMFEA(TwoTowerRetrievalModel):
         """V^F plus V^D, VCS-Tree node logits, concept scores and the region attention weights."""
         mask = images["region_mask"]
         regions, _ = self.region_encoder(images["regions"], mask)
-        instance = self.image_pool(l2_normalize(regions), mask)
+        instance, weights = self.image_pool(l2_normalize(regions), mask, return_weights=True)
         tree = self.image_tree(instance)
         concept, scores = self.concepts.forward_image(instance)
         return {"embedding": self._fuse(instance, tree["embedding"], concept), "instance": instance,
                 "fragment_logits": tree["fragment_logits"], "relation_logits": tree["relation_logits"],
-                "concept_scores": scores, "region_attention": self.image_pool.last_weights}
+                "concept_scores": scores, "region_attention": weights}
 
     def text_outputs(self, texts: dict[str, torch.Tensor]) -> Outputs:
         """S^F plus S^D, TCS-Tree node logits and concept scores."""
@@ -136,9 +159,7 @@ class SMFEA(TwoTowerRetrievalModel):
         vectors = self.text_encoder.embed.weight.detach()[torch.as_tensor(ids)]
         self.concepts.set_graph(ids, vectors, pairs, nums)
 
-    @classmethod
-    def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "SMFEA":
-        if vocab_size is None:
-            raise ValueError("SMFEA needs vocab_size (GRU text encoder)")
-        return cls(vocab_size, loss, word_vectors, **model)
+    def explain(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor] | None = None) -> Outputs:
+        """``region_attention`` (B, K): the weights of the mean-query attention pooling of the regions
+        (Eq. 6.1–6.3), per image; the caption does not change them (two towers)."""
+        return {"region_attention": self.image_outputs(images)["region_attention"]}

@@ -1,4 +1,4 @@
-"""VSR++ — global visual semantic reasoning + local cross-modal attention (slides 003; retrieval-models.md §5).
+"""VSR++ — global visual semantic reasoning + local cross-modal attention (the VSR++ slides; docs/retrieval.md#vsr).
 
 The slides give the components and the fusion, not the layers; the layers follow the spec's §5.2
 proposal (VSRN [EXT: KunpengLi1994/VSRN] for the global branch, SCAN for the local one):
@@ -20,33 +20,59 @@ only, never (M, D) contexts.  The global branch alone is a two-tower model: `glo
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shared.config import bounded
 from shared.layers import l2_normalize, masked_mean, masked_softmax
 
+from retrieval.layers import GRUTextEncoder, RegionEncoder, length_mask
+from retrieval.layers.caption_decoder import CaptionDecoder
+from retrieval.layers.graph_reasoning import GraphReasoning, compact_valid, run_gru
 from retrieval.losses import RankingLoss
-from retrieval.models.base import Outputs
-from retrieval.models.caption_decoder import CaptionDecoder
-from retrieval.models.encoders import GRUTextEncoder, RegionEncoder, length_mask
-from retrieval.models.graph_reasoning import GraphReasoning, compact_valid, run_gru
-from retrieval.models.pairwise import PairwiseRetrievalModel
+from retrieval.models.base import Outputs, PairwiseRetrievalModel
+from retrieval.models.registry import MODELS
 
 EPS = 1e-8
-WORD_INITS = ("random", "glove")
-DEFAULTS: dict[str, Any] = {
-    "embed_dim": 1024, "region_dim": 2048, "word_dim": 300, "word_init": "random", "word_dropout": 0.0,
-    "gcn_layers": 4, "text_rnn": "bigru", "global_text": "mean", "local_smooth": 9.0, "local_pooling": "mean",
-    "local_lse": 6.0, "mu": 2.0, "fusion": "similarity",
-    "caption": {"hidden": 512, "word_dim": 300, "input_dropout": 0.2, "rnn_dropout": 0.5, "max_length": 40,
-                "reduction": "token_mean"},
-    "aux_weights": {"caption": 1.0},
-}
-CHOICES = {"text_rnn": ("bigru", "gru"), "global_text": ("mean", "last"), "local_pooling": ("mean", "lse"),
-           "fusion": ("similarity", "loss"), "word_init": WORD_INITS}
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    """``model.caption``: the L_generation decoder on V*."""
+
+    hidden: int = bounded(512, minimum=1)
+    word_dim: int = bounded(300, minimum=1)
+    input_dropout: float = bounded(0.2, minimum=0.0, maximum=1.0)
+    rnn_dropout: float = bounded(0.5, minimum=0.0, maximum=1.0)
+    max_length: int = bounded(40, minimum=2)
+    reduction: Literal["token_mean", "sequence_sum"] = "token_mean"
+
+
+@dataclass(frozen=True)
+class VSRPPConfig:
+    """The ``model:`` section of ``vsrpp`` (each option: docs/retrieval.md#vsr)."""
+
+    embed_dim: int = bounded(1024, minimum=1)
+    region_dim: int = bounded(2048, minimum=1)
+    word_dim: int = bounded(300, minimum=1)
+    word_init: Literal["random", "glove"] = "random"
+    word_dropout: float = bounded(0.0, minimum=0.0, maximum=1.0)
+    gcn_layers: int = bounded(4, minimum=0)
+    text_rnn: Literal["bigru", "gru"] = "bigru"
+    global_text: Literal["mean", "last"] = "mean"
+    local_smooth: float = bounded(9.0, minimum=0.0)
+    local_pooling: Literal["mean", "lse"] = "mean"
+    local_lse: float = bounded(6.0, minimum=0.0)
+    mu: float = bounded(2.0, minimum=0.0, doc="weight of S_L in S = S_G + μ S_L")
+    fusion: Literal["similarity", "loss"] = "similarity"
+    caption: CaptionConfig = field(default_factory=CaptionConfig)
+    aux_weights: dict[str, float] = bounded({"caption": 1.0}, minimum=0.0)
+
+
 # tile sizing: ~8 live float32 (M, K) maps per pair at K = 36 regions and M = 64 words (data.max_caption_length)
 PAIR_BYTES = 4 * 8 * 36 * 64
 
@@ -75,43 +101,33 @@ def scan_t2i_scores(regions: torch.Tensor, region_mask: torch.Tensor, words: tor
     return torch.logsumexp(filled, dim=-1) / lse
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(options) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown VSR++ options {sorted(unknown)}")
-    cfg = {**DEFAULTS, **options}
-    caption = dict(options.get("caption") or {})
-    unknown = set(caption) - set(DEFAULTS["caption"])
-    if unknown:
-        raise ValueError(f"unknown VSR++ caption options {sorted(unknown)}")
-    cfg["caption"] = {**DEFAULTS["caption"], **caption}
-    for key, allowed in CHOICES.items():
-        if cfg[key] not in allowed:
-            raise ValueError(f"VSR++ {key} {cfg[key]!r} not in {allowed}")
-    return cfg
-
-
+@MODELS.register("vsrpp", configs={"tiny": "vsrpp_tiny", "f30k": "vsrpp_f30k", "coco": "vsrpp_coco"},
+                 summary="VSR++ global reasoning + local attention cross-interaction model (Bi-GRU text)")
 class VSRPP(PairwiseRetrievalModel):
     """VSR++ (module docstring): pairwise because of S_L; image/text features carry the global vectors."""
 
-    def __init__(self, vocab_size: int, loss: RankingLoss, word_vectors: np.ndarray | None = None,
-                 **options: Any) -> None:
-        cfg = _options(options)
-        super().__init__(loss, cfg["aux_weights"])
-        dim = cfg["embed_dim"]
-        self.mu, self.fusion = float(cfg["mu"]), cfg["fusion"]
-        self.local_smooth, self.local_lse = float(cfg["local_smooth"]), float(cfg["local_lse"])
-        self.local_pooling = cfg["local_pooling"]
-        self.global_text = cfg["global_text"]
-        self.region_encoder = RegionEncoder(cfg["region_dim"], dim)
-        self.reasoning = GraphReasoning(dim, cfg["gcn_layers"])
+    name = "vsrpp"
+    Config = VSRPPConfig
+
+    def __init__(self, config: VSRPPConfig, loss: RankingLoss, vocab_size: int | None = None,
+                 word_vectors: np.ndarray | None = None) -> None:
+        vocab_size = self.require_vocab(self.name, vocab_size)
+        super().__init__(loss, config.aux_weights)
+        self.config = config
+        dim = config.embed_dim
+        self.mu, self.fusion = float(config.mu), config.fusion
+        self.local_smooth, self.local_lse = float(config.local_smooth), float(config.local_lse)
+        self.local_pooling = config.local_pooling
+        self.global_text = config.global_text
+        self.region_encoder = RegionEncoder(config.region_dim, dim)
+        self.reasoning = GraphReasoning(dim, config.gcn_layers)
         self.image_rnn = torch.nn.GRU(dim, dim, batch_first=True)
-        init = word_vectors if cfg["word_init"] == "glove" else None
-        self.text_encoder = GRUTextEncoder(vocab_size, cfg["word_dim"], dim, 1, cfg["text_rnn"] == "bigru",
-                                           cfg["word_dropout"], init)
-        cap = cfg["caption"]
-        self.caption = CaptionDecoder(vocab_size, dim, cap["hidden"], cap["word_dim"], cap["input_dropout"],
-                                      cap["rnn_dropout"], cap["max_length"], cap["reduction"])
+        init = word_vectors if config.word_init == "glove" else None
+        self.text_encoder = GRUTextEncoder(vocab_size, config.word_dim, dim, 1, config.text_rnn == "bigru",
+                                           config.word_dropout, init)
+        cap = config.caption
+        self.caption = CaptionDecoder(vocab_size, dim, cap.hidden, cap.word_dim, cap.input_dropout,
+                                      cap.rnn_dropout, cap.max_length, cap.reduction)
         self.pair_bytes = PAIR_BYTES
 
     def encode_images(self, images: dict[str, torch.Tensor]) -> Outputs:
@@ -174,10 +190,3 @@ class VSRPP(PairwiseRetrievalModel):
         texts = batch["texts"]
         return {"caption": self.caption.loss(image_out["regions"], image_out["region_mask"], texts["tokens"],
                                              texts["lengths"])}
-
-    @classmethod
-    def from_config(cls, model: dict[str, Any], loss: RankingLoss, vocab_size: int | None,
-                    word_vectors: np.ndarray | None, bert_dir: str | None, pretrained: bool) -> "VSRPP":
-        if vocab_size is None:
-            raise ValueError("vsrpp needs vocab_size (GRU text encoder and caption decoder)")
-        return cls(vocab_size, loss, word_vectors, **model)

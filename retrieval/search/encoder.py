@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader, Subset
 
 from retrieval.data.pairs import IMAGE_ARRAYS, CaptionStream, ImageStream, check_model_inputs
 from retrieval.data.precomp import PrecompSplit
-from retrieval.evaluation.similarity import FeatureBank, compute_similarity, evaluation_mode, model_device, to_device
+from retrieval.evaluation.similarity import FeatureBank, compute_similarity, model_device
+from shared.device import inference_mode, to_device
 from shared.checkpoint import checkpoint_paths
 from shared.errors import UserError
 from shared.training import progress as progress_bar
@@ -86,8 +87,8 @@ class Retriever:
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str = "auto") -> "Retriever":
-        """Rebuild a checkpoint (`retrieval.evaluate.load_model`) on `device` (auto: CUDA when present)."""
-        from retrieval.evaluate import load_model
+        """Rebuild a checkpoint (`retrieval.models.load_model`) on `device` (auto: CUDA when present)."""
+        from retrieval.models import load_model
 
         model, meta, text = load_model(checkpoint, device)
         return cls(model, meta, text, checkpoint)
@@ -135,7 +136,7 @@ class Retriever:
     # -- embeddings (two-tower) -----------------------------------------------------------------
     def _embed(self, embed, loader: DataLoader, desc: str, progress: bool) -> np.ndarray:
         chunks = []
-        with evaluation_mode(self.model):
+        with inference_mode(self.model):
             for batch in progress_bar(loader, desc, enabled=progress):
                 chunks.append(embed(to_device(batch, self.device)).float().cpu().numpy())
         return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 0), np.float32)
@@ -156,13 +157,13 @@ class Retriever:
     def image_features(self, images: ImageInput, indices: Sequence[int] | None = None,
                        batch_size: int = DEFAULT_BATCH) -> FeatureBank:
         """Per-image features of a pairwise model (`encode_images`), kept as a `FeatureBank`."""
-        with evaluation_mode(self.model):
+        with inference_mode(self.model):
             return FeatureBank([self.model.encode_images(to_device(b, self.device))
                                 for b in self.image_loader(images, batch_size, indices)])
 
     def text_features(self, texts: Sequence[str], batch_size: int = DEFAULT_BATCH) -> FeatureBank:
         """Per-caption features of a pairwise model (`encode_texts`), kept as a `FeatureBank`."""
-        with evaluation_mode(self.model):
+        with inference_mode(self.model):
             return FeatureBank([self.model.encode_texts(to_device(b, self.device))
                                 for b in self.text_loader(texts, batch_size)])
 

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from retrieval.data.precomp import PrecompSplit, load_split
-from retrieval.evaluation.similarity import FeatureBank, PairwiseModel, evaluation_mode
+from retrieval.evaluation.similarity import FeatureBank, PairwiseModel
+from shared.device import inference_mode
 from retrieval.search.encoder import Retriever
 from retrieval.search.index import Index, SearchResult
 from shared.errors import UserError
@@ -84,7 +85,7 @@ def rerank_shortlist(shortlist: SearchResult, items: Sequence[dict[str, Any]], t
     """
     n_queries, k = shortlist.ids.shape
     scores = np.full((n_queries, k), -np.inf, np.float32)
-    with evaluation_mode(model):
+    with inference_mode(model):
         for q0 in range(0, n_queries, queries_per_tile):
             q1 = min(n_queries, q0 + queries_per_tile)
             block = shortlist.ids[q0:q1]

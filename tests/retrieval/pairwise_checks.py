@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.evaluate import evaluate_checkpoint
+from retrieval.evaluation.checkpoint import evaluate_checkpoint
 from retrieval.evaluation.similarity import pairwise_similarity
 from retrieval.synth.generate import generate
-from retrieval.train import CONFIG_DIR, train
+from retrieval.models import CONFIG_DIR
+from retrieval.train import train
 from shared.checkpoint import load_checkpoint
 from shared.config import load_run_config
 

@@ -8,12 +8,13 @@ import torch
 
 from retrieval.cli import main
 from retrieval.data.precomp import load_split, resolve_precomp_dir
-from retrieval.evaluate import load_model
+from retrieval.models import load_model
 from retrieval.explain import export_explanations
 from retrieval.parsing.cache import ParseCache
 from retrieval.synth.generate import generate
-from retrieval.evaluate import split_similarity
-from retrieval.train import CONFIG_DIR, train
+from retrieval.evaluation.checkpoint import split_similarity
+from retrieval.models import CONFIG_DIR
+from retrieval.train import train
 from shared.config import load_run_config
 from shared.errors import UserError
 

@@ -7,9 +7,9 @@ import pytest
 
 from retrieval.data.pairs import check_model_inputs, model_feature_dim
 from retrieval.data.precomp import load_split
-from retrieval.models import CONFIG_STEMS, MODELS, build_model
+from retrieval.models import MODELS, build_model
 from retrieval.search.encoder import Retriever
-from retrieval.train import CONFIG_DIR
+from retrieval.models import CONFIG_DIR
 from shared.config import load_run_config
 from shared.errors import UserError
 
@@ -17,7 +17,7 @@ from .fixtures import write_precomp
 
 
 def _tiny(name, dim):
-    config = load_run_config(f"{CONFIG_STEMS[name]}_tiny", CONFIG_DIR, [])
+    config = MODELS.load_config(name)
     key = "feature_dim" if "feature_dim" in config["model"] else "region_dim"
     config["model"][key] = dim
     return build_model(name, config, vocab_size=64, pretrained=False)

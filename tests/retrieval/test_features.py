@@ -12,7 +12,7 @@ from retrieval.cli import main
 from retrieval.data.precomp import load_split, resolve_precomp_dir
 from retrieval.features import RegionGridExtractor, extract_gallery, settings_from_config
 from retrieval.features.extract import fill_boxes, select_regions
-from retrieval.train import CONFIG_DIR
+from retrieval.models import CONFIG_DIR
 from shared.config import load_config
 from shared.errors import UserError
 

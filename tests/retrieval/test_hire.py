@@ -11,7 +11,7 @@ from shared.errors import UserError
 
 from retrieval.data.pairs import check_image_inputs, image_item
 from retrieval.data.precomp import load_split
-from retrieval.models import CONFIG_STEMS, MODELS, build_model
+from retrieval.models import MODELS, build_model
 from retrieval.models.hire import mask_words
 from retrieval.parsing.region_graph import region_adjacency, scene_graph_adjacency
 
@@ -44,7 +44,7 @@ def hire_texts(batch: int, max_len: int = 10, seed: int = 1) -> dict:
 
 def test_registered_with_tiny_and_paper_configs():
     for name in NAMES:
-        assert name in MODELS.names() and CONFIG_STEMS[name] == name
+        assert name in MODELS.names() and MODELS.get(name).config_name("f30k") == f"{name}_f30k"
         for suffix in ("tiny", "f30k", "coco"):
             assert (CONFIGS / f"{name}_{suffix}.yaml").is_file()
     assert load_config(CONFIGS / "hire_i2t_f30k.yaml")["model"]["smooth"] == 4.0
@@ -112,14 +112,12 @@ def test_graph_edges_follow_the_adjacency():
     model = hire("hire_i2t").eval()
     images = hire_images(2)
     with torch.no_grad():
-        model.encode_images(images)
-    edges = model.graph.last_edges
+        edges = model.encode_images(images)["edges"]
     assert torch.all(edges[~images["region_graph"]] == 0)
     torch.testing.assert_close(edges.sum(-1), torch.ones(2, 8))
     lonely = dict(images, region_graph=torch.eye(8, dtype=torch.bool).expand(2, 8, 8))
     with torch.no_grad():
-        model.encode_images(lonely)
-    torch.testing.assert_close(model.graph.last_edges, torch.eye(8).expand(2, 8, 8))
+        torch.testing.assert_close(model.encode_images(lonely)["edges"], torch.eye(8).expand(2, 8, 8))
 
 
 def test_word_masking_spares_cls_sep_and_padding():
@@ -142,7 +140,7 @@ def test_word_masking_spares_cls_sep_and_padding():
 
 
 def test_bad_options_are_errors():
-    with pytest.raises(UserError, match="unknown HiRE options"):
+    with pytest.raises(UserError, match=r"config model: unknown key\(s\) 'heads_count'"):
         hire("hire_i2t", heads_count=3)
     with pytest.raises(UserError, match="graph_norm"):
         hire("hire_i2t", graph_norm="sym")
@@ -152,7 +150,7 @@ def test_bad_options_are_errors():
 
 def test_paper_config_builds_with_paper_dims():
     config = load_config(CONFIGS / "hire_i2t_f30k.yaml")
-    config["model"]["bert"] = {"pretrained": False, "arch": {"num_hidden_layers": 1}}
+    config["model"]["bert"] = {"dir": None, "pretrained": False, "arch": {"num_hidden_layers": 1}}
     model = build_model("hire_i2t", config, pretrained=False)
     assert model.vsa.attention_dim == 256 and model.vsa.heads == 16 and model.dim == 1024
     assert model.region_fc.in_features == 2048 and len(model.interactions) == 2 and model.smooth == 4.0

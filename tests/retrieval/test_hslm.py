@@ -52,7 +52,8 @@ def test_literal_self_attention_divides_by_sentence_length():
     mask = torch.tensor([[1, 1, 1, 0, 0]], dtype=torch.bool)
     e = words[0, :3]
     q, k, v = e @ attention.query.weight.T, e @ attention.key.weight.T, e @ attention.value.weight.T
-    out = attention(words * mask.unsqueeze(-1), mask)
+    out, weights = attention(words * mask.unsqueeze(-1), mask)
+    torch.testing.assert_close(weights[0, :3, :3], q @ k.T / 3)
     assert torch.allclose(out[0, :3], (q @ k.T / 3) @ v, atol=1e-6)
     assert torch.equal(out[0, 3:], torch.zeros(2, 4))
 

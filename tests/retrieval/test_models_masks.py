@@ -55,7 +55,7 @@ def test_padding_is_invisible_in_training_mode_statistics(key, no_dropout):
 
 
 def test_gpo_ignores_item_order_and_padding():
-    from retrieval.models.encoders import GPO
+    from retrieval.layers import GPO
 
     torch.manual_seed(0)
     gpo = GPO(8, 8)
@@ -68,11 +68,11 @@ def test_gpo_ignores_item_order_and_padding():
     assert torch.allclose(out, gpo(shuffled, mask), atol=1e-6)
     assert torch.allclose(out, gpo(garbage, mask), atol=1e-6)
     assert torch.allclose(out[:1], gpo(x[:1, :4], None), atol=1e-6)
-    assert torch.allclose(gpo.last_weights.sum(1), torch.ones(1))
+    assert torch.allclose(gpo.position_weights(mask.sum(1), 6).sum(1), torch.ones(2))
 
 
 def test_positional_encoding_sin_on_even_cos_on_odd_channels():
-    from retrieval.models.blocks import sinusoidal_positional_encoding
+    from retrieval.layers.blocks import sinusoidal_positional_encoding
 
     table = sinusoidal_positional_encoding(5, 4, start=1)
     p = torch.arange(1, 6, dtype=torch.float32)

@@ -29,10 +29,10 @@ def test_registry_names_and_errors():
     assert MODELS.names() == ["3shnet", "hire_i2t", "hire_t2i", "hslm", "smfea", "vse_gpo", "vsepp", "vsrpp"]
     with pytest.raises(UserError, match="unknown retrieval model"):
         build_model("nope", {})
-    with pytest.raises(UserError, match="unknown SMFEA options"):
+    with pytest.raises(UserError, match=r"config model: unknown key\(s\) 'embed_dimm'"):
         build_model("smfea", {"model": {"embed_dimm": 8}}, vocab_size=400)
     with pytest.raises(UserError, match="vocab_size"):
-        build_model("vsepp", {"model": {"embed_dim": 8}})
+        build_model("vsepp", MODELS.load_config("vsepp"))
 
 
 def test_smfea_named_outputs():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from retrieval.models.cac import concept_adjacency
+from retrieval.layers.cac import concept_adjacency
 
 from .model_batches import single_thread  # noqa: F401 (autouse fixture)
 from .model_batches import TINY, pair_batch, tiny_model

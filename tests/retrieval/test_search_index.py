@@ -16,7 +16,8 @@ from retrieval.search.backends import BackendSpec, ExactBackend, FaissBackend, c
 from retrieval.search.encoder import Retriever, image_source
 from retrieval.search.index import Index
 from retrieval.synth.generate import generate
-from retrieval.train import CONFIG_DIR, train
+from retrieval.models import CONFIG_DIR
+from retrieval.train import train
 from shared.config import load_run_config
 from shared.errors import UserError
 

@@ -20,7 +20,8 @@ from retrieval.search.rerank import (
     NOT_LISTED, check_pairwise, list_ranks, recall_from_ranks, rerank_image_to_text, rerank_text_to_image,
 )
 from retrieval.synth.generate import generate
-from retrieval.train import CONFIG_DIR, train
+from retrieval.models import CONFIG_DIR
+from retrieval.train import train
 from shared.config import load_run_config
 from shared.errors import UserError
 from shared.metrics import positive_ranks

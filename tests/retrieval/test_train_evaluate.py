@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from retrieval.cli import main
-from retrieval.evaluate import evaluate_checkpoint, format_report, load_model
+from retrieval.evaluation.checkpoint import evaluate_checkpoint, format_report
+from retrieval.models import load_model
 from retrieval.synth.generate import generate
-from retrieval.train import CONFIG_DIR, train
+from retrieval.models import CONFIG_DIR
+from retrieval.train import train
 from shared.checkpoint import load_checkpoint
 from shared.config import load_run_config
 from shared.errors import UserError
@@ -112,7 +114,7 @@ def test_torchrun_two_processes(scenes, tmp_path):
 
 
 def test_paper_row_only_for_real_datasets():
-    from retrieval.evaluate import _dataset_family, paper_row
+    from retrieval.evaluation.checkpoint import _dataset_family, paper_row
 
     meta = {"model": "3shnet", "config": {"model": {"variant": "grid"}}}
     assert _dataset_family("f30k") == "f30k" and _dataset_family("coco") == "coco" and _dataset_family("synscenes") is None
@@ -122,7 +124,7 @@ def test_paper_row_only_for_real_datasets():
 
 
 class DevScores:
-    """Stands in for `retrieval.evaluate.split_similarity`: the real matrix, replaced per call by `plan`."""
+    """Stands in for `retrieval.evaluation.checkpoint.split_similarity`: the real matrix, replaced per call by `plan`."""
 
     def __init__(self, plan):
         from retrieval import evaluate as evaluate_module

@@ -93,7 +93,8 @@ def test_imc_option():
 
 
 def test_overfits_a_32_pair_batch():
-    checks.check_overfits_32_pairs(vsrpp(caption={"input_dropout": 0.0, "rnn_dropout": 0.0}))
+    caption = load_config(CONFIGS / "vsrpp_tiny.yaml")["model"]["caption"]
+    checks.check_overfits_32_pairs(vsrpp(caption={**caption, "input_dropout": 0.0, "rnn_dropout": 0.0}))
 
 
 def test_train_then_evaluate(tmp_path):

@@ -12,7 +12,7 @@ from torch import nn
 
 from shared.layers import MLP
 
-from retrieval.models.blocks import apply_to_valid
+from retrieval.layers.blocks import apply_to_valid
 
 
 def xavier_linear(in_dim: int, out_dim: int) -> nn.Linear:

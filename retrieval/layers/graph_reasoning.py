@@ -19,14 +19,13 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from retrieval.models.blocks import MaskedBatchNorm
+from retrieval.layers.blocks import MaskedBatchNorm
 
 
 class RsGCN(nn.Module):
     """X' = BN(W (A g(X))) + X with A = θ(X) φ(X)ᵀ / N over the N valid nodes (VSRN; HSLM Eq. 8–9).
 
-    θ, φ (HSLM's μ, ν), g (W_g / W_m) and W (W_r / W_h) are linear maps (VSRN's 1×1 Conv1d).  The last
-    affinity is kept in `last_affinity` (B, N, N) for interpretability.
+    θ, φ (HSLM's μ, ν), g (W_g / W_m) and W (W_r / W_h) are linear maps (VSRN's 1×1 Conv1d).
     """
 
     def __init__(self, dim: int, inter_dim: int | None = None, batch_norm: bool = True) -> None:
@@ -40,7 +39,6 @@ class RsGCN(nn.Module):
         if self.norm is not None:  # VSRN: W's BatchNorm weight and bias start at 0 (identity layer)
             nn.init.zeros_(self.norm.norm.weight)
             nn.init.zeros_(self.norm.norm.bias)
-        self.last_affinity: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, N, D), mask (B, N) bool → (B, N, D); padded rows of the output are zero."""
@@ -50,7 +48,6 @@ class RsGCN(nn.Module):
         else:
             keep = mask.to(x.dtype)
             affinity = affinity * keep.unsqueeze(1) / keep.sum(dim=1).clamp_min(1.0).view(-1, 1, 1)
-        self.last_affinity = affinity.detach()
         y = self.out(affinity @ self.g(x))
         if self.norm is not None:
             y = self.norm(y, mask)

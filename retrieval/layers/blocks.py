@@ -66,7 +66,8 @@ class MeanQueryAttnPool(nn.Module):
     ``form="parametric"`` ([EXT: BruceW91/CVSE] ``V/T_single_modal_atten``; default, SM-2):
     a = softmax_i(fc3(drop(tanh(BN(fc1 x_i))) ⊙ drop(tanh(BN(fc2 mean(X)))))), out = Σ a_i x_i.
     The output is l2-normalised when `normalize` (CVSE).  Padded items get weight 0 and never enter
-    the mean or the BatchNorm statistics.  The last weights are kept in `last_weights`.
+    the mean or the BatchNorm statistics.  ``forward(x, mask, return_weights=True)`` also returns the
+    weights α (B, N) (the explanation of what was pooled).
     """
 
     def __init__(self, dim: int, form: str = "parametric", dropout: float = 0.1, batch_norm: bool = True,
@@ -82,9 +83,9 @@ class MeanQueryAttnPool(nn.Module):
             self.item_norm = MaskedBatchNorm(dim) if batch_norm else None
             self.query_norm = nn.BatchNorm1d(dim) if batch_norm else None
             self.dropout = nn.Dropout(dropout)
-        self.last_weights: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                return_weights: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         query = masked_mean(x, mask, dim=1)
         if self.form == "dot":
             scores = (x * query.unsqueeze(1)).sum(dim=-1)
@@ -96,9 +97,9 @@ class MeanQueryAttnPool(nn.Module):
             fused = self.dropout(torch.tanh(items)) * self.dropout(torch.tanh(q)).unsqueeze(1)
             scores = self.score_fc(fused).squeeze(-1)
         weights = masked_softmax(scores, mask, dim=1)
-        self.last_weights = weights.detach()
         pooled = (weights.unsqueeze(-1) * x).sum(dim=1)
-        return l2_normalize(pooled) if self.normalize else pooled
+        pooled = l2_normalize(pooled) if self.normalize else pooled
+        return (pooled, weights) if return_weights else pooled
 
 
 class SmoothedAttention(nn.Module):
@@ -106,7 +107,7 @@ class SmoothedAttention(nn.Module):
 
     c_ij is the cosine of q_i and k_j (``similarity="cosine"``, the seed) or q_i·k_j/√d
     (``"scaled_dot"``, the 3SHNet code; ambiguity 3S-1).  Parameter-free; values default to keys.
-    The last attention map is kept in `last_attention` for interpretability exports.
+    `forward` returns (out, β): the attention map is an output, for interpretability exports.
     """
 
     def __init__(self, smooth: float = 4.0, similarity: str = "scaled_dot") -> None:
@@ -114,10 +115,9 @@ class SmoothedAttention(nn.Module):
         if similarity not in ("cosine", "scaled_dot"):
             raise ValueError(f"unknown attention similarity {similarity!r} (cosine, scaled_dot)")
         self.smooth, self.similarity = smooth, similarity
-        self.last_attention: torch.Tensor | None = None
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+                key_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         values = keys if values is None else values
         if self.similarity == "cosine":
             scores = l2_normalize(queries) @ l2_normalize(keys).transpose(-1, -2)
@@ -125,5 +125,14 @@ class SmoothedAttention(nn.Module):
             scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
         mask = None if key_mask is None else key_mask.unsqueeze(-2)
         attention = masked_softmax(self.smooth * scores, mask, dim=-1)
-        self.last_attention = attention.detach()
-        return attention @ values
+        return attention @ values, attention
+
+
+def drop_regions(mask: torch.Tensor, p: float) -> torch.Tensor:
+    """Training augmentation of the 3SHNet / VSE∞ code: drop each valid region with probability p (≥ 1 kept)."""
+    keep = mask & (torch.rand(mask.shape, device=mask.device) >= p)
+    empty = ~keep.any(dim=1)
+    if empty.any():
+        first = mask.to(torch.int8).argmax(dim=1)
+        keep[empty, first[empty]] = True
+    return keep

@@ -15,20 +15,19 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from shared.layers import masked_softmax
 
-from retrieval.models.blocks import sinusoidal_positional_encoding
+from retrieval.layers.blocks import sinusoidal_positional_encoding
 
 PAD_FILL = -10000.0  # VSE∞: padded items are pushed to the end of every sorted dimension
 
 
 class GPO(nn.Module):
-    """`forward(features (B, N, D), mask (B, N))` → (B, D) pooled features; keeps `last_weights`."""
+    """`forward(features (B, N, D), mask (B, N))` → (B, D) pooled features."""
 
     def __init__(self, d_pe: int = 32, d_hidden: int = 32, temperature: float = 0.1) -> None:
         super().__init__()
         self.d_pe, self.d_hidden, self.temperature = d_pe, d_hidden, temperature
         self.gru = nn.GRU(d_pe, d_hidden, batch_first=True, bidirectional=True)
         self.linear = nn.Linear(d_hidden, 1, bias=False)
-        self.last_weights: torch.Tensor | None = None
 
     def position_weights(self, lengths: torch.Tensor, max_len: int) -> torch.Tensor:
         """(B, max_len) pooling weights of sorted positions for sets of the given lengths.
@@ -53,7 +52,6 @@ class GPO(nn.Module):
         mask = mask.to(torch.bool)
         lengths = mask.sum(dim=1)
         weights = self.position_weights(lengths, max_len)
-        self.last_weights = weights.detach()
         ordered = features.masked_fill(~mask.unsqueeze(-1), PAD_FILL).sort(dim=1, descending=True).values
         valid_sorted = torch.arange(max_len, device=features.device).unsqueeze(0) < lengths.unsqueeze(1)
         ordered = ordered.masked_fill(~valid_sorted.unsqueeze(-1), 0.0)

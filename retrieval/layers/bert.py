@@ -9,6 +9,7 @@ bert-base-uncased folder for the paper setting).  Never a hub name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,22 @@ import torch
 from torch import nn
 
 from retrieval.data.bert import check_bert_dir, load_bert
-from retrieval.models.encoders.gpo import GPO
-from retrieval.models.encoders.region import xavier_linear
+from retrieval.layers.gpo import GPO
+from retrieval.layers.region import xavier_linear
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    """The ``model.bert`` section of the BERT-tower models (3SHNet, VSE∞, HiRE)."""
+
+    dir: str | None = None          # local BERT folder (None: the shipped MiniLM folder)
+    pretrained: bool = True         # load the folder's weights; false: random weights from its config.json
+    arch: dict[str, Any] | None = None  # config.json overrides for random weights (tiny configs)
+
+
+def bert_from_config(config: BertConfig) -> nn.Module:
+    """The BERT module a `BertConfig` describes (`build_bert`; `arch` only applies to random weights)."""
+    return build_bert(config.dir, config.pretrained, None if config.pretrained else config.arch)
 
 
 def build_bert(bert_dir: str | Path | None = None, pretrained: bool = True, arch: dict[str, Any] | None = None) -> nn.Module:

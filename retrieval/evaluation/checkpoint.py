@@ -1,4 +1,4 @@
-"""Checkpoint evaluation shared by every retrieval model: `retrieval evaluate`.
+"""Checkpoint evaluation shared by every retrieval model: `retrieval evaluate` (and the dev split in training).
 
 A checkpoint is rebuilt from its sidecar (model name, config, vocabulary or tokenizer folder), the
 split's images and captions are each encoded once, and the similarity matrix is scored under a
@@ -24,10 +24,7 @@ from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.evaluation import evaluate_protocol, hard_subset_metrics, load_hard_groups, save_sims
 from retrieval.evaluation.metrics import is_collapsed
 from retrieval.evaluation.similarity import PairwiseModel, compute_similarity, model_device
-from retrieval.models import build_model
-from retrieval.text import text_encoding_from_meta
-from shared.checkpoint import load_checkpoint, load_state_strict
-from shared.device import resolve_device
+from retrieval.models import load_model
 from shared.metrics.ranking import check_finite
 
 PAPER_RESULTS = Path(__file__).resolve().parent / "results" / "paper_results.yaml"
@@ -76,16 +73,6 @@ def split_similarity(model: torch.nn.Module, split: PrecompSplit, text: TextEnco
         sims = compute_similarity(model, image_loader, caption_loader, progress=progress, **options)
     model.train(was_training)
     return sims
-
-
-def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict[str, Any], TextEncoding]:
-    """Rebuild a trained retrieval model, its metadata and its caption encoding from a checkpoint."""
-    tensors, meta = load_checkpoint(checkpoint)
-    text, vocab = text_encoding_from_meta(meta)
-    model = build_model(meta["model"], dict(meta["config"]), len(vocab) if vocab else None, None, pretrained=False)
-    load_state_strict(model, tensors, checkpoint)
-    target = resolve_device(device) if isinstance(device, str) else device
-    return model.to(target).eval(), meta, text
 
 
 def paper_row(dataset: str | None, protocol: str, meta: Mapping[str, Any]) -> dict[str, float] | None:
