@@ -2,26 +2,27 @@
 
 For each selected image of a split:
 
-* 3SHNet (retrieval-models.md §4; thesis 000 Eq. 8.1–8.10): every region (or grid cell) with its box
+* 3SHNet (docs/retrieval.md; the thesis Eq. 8.1–8.10): every region (or grid cell) with its box
   (from ``{split}_boxes.npy`` when present), its VSeM salience α_i (Eq. 8.2–8.3) and the five
   VSpM attention cells with the largest β_ij (Eq. 8.7–8.9) as (row, col) on the downsampled
   segmentation map (cell (r, c) starts at pixel (r·stride, c·stride) of the 64 × 64 map), regions
   sorted by α (largest first).
-* SMFEA (retrieval-models.md §2; thesis 000 Eq. 6.12–6.13): the VCS-Tree's predicted label of each of
+* SMFEA (docs/retrieval.md; the thesis Eq. 6.12–6.13): the VCS-Tree's predicted label of each of
   the 7 referral-tree nodes (argmax of the node classifier, decoded through the parse cache's
   dictionaries, with its softmax probability) and, for each of the image's 5 captions, the TCS-Tree's
   predicted nodes beside the ground-truth labels of the parse cache (when the split was parsed).
-* HSLM (retrieval-models.md §6; 004 Eq. 16, 21): for each of the image's 5 captions, every word with its
+* HSLM (docs/retrieval.md; HSLM paper Eq. 16, 21): for each of the image's 5 captions, every word with its
   SAF gate (the word's weight in the learned similarity), its share of the gated sum and the region it
   attends most (sigmoid cross-attention), plus the global-alignment gate and the pair's score.
-* HiRE (retrieval-models.md §3; thesis 000 Eq. 7.6, 7.9): the image's ten strongest VSSG edges with their
+* HiRE (docs/retrieval.md; the thesis Eq. 7.6, 7.9): the image's ten strongest VSSG edges with their
   learned, row-normalised weights E_ij, and for each of its 5 captions the pair's score and the five
   word–region pairs with the largest first local–local attention β (i2t: regions over words; t2i:
   words over regions).
 * Every exported model: the image's top-5 retrieved captions over the whole split (cosine of the
   model's embeddings, the evaluator's similarity), each flagged when it is one of the image's own.
 
-Models with no interpretable outputs (the VSE++ / VSE∞ baselines) are refused with a `UserError`.
+Every model's tensors come from its ``explain(images, texts)`` through `shared.explain.explain`; models
+without one (the VSE++ / VSE∞ baselines, VSR++) are refused by name in one line.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from retrieval.data.pairs import CaptionStream, TextEncoding, check_image_inputs, collate_images, image_item
-from retrieval.data.precomp import PrecompDir, PrecompSplit, load_split, resolve_precomp_dir
+from retrieval.data.precomp import GRID_SIDE, PrecompDir, PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.models import load_model
 from retrieval.evaluation.similarity import compute_similarity
 from retrieval.parsing.cache import ParseCache
 from retrieval.parsing.referral_tree import LEAF_NODES, NULL, NUM_NODES, RELATION_NODES, TreeDictionaries
 from shared.errors import UserError
+from shared.explain import can_explain, explain
 from shared.io import write_json
 
 DEFAULT_IMAGES = 10
@@ -47,7 +49,6 @@ TOP_CELLS = 5
 TOP_CAPTIONS = 5
 TOP_PAIRS = 5   # HiRE word–region pairs per caption
 TOP_EDGES = 10  # HiRE VSSG edges per image
-GRID_SIDE = 7  # 3SHNet grid variant: 7 × 7 backbone cells
 
 
 def _select_images(images: Sequence[int] | None, n_images: int, where: str) -> list[int]:
@@ -71,7 +72,7 @@ def _image_batch(model: torch.nn.Module, split: PrecompSplit, indices: Sequence[
 def caption_scores(model: torch.nn.Module, split: PrecompSplit, indices: Sequence[int], text: TextEncoding,
                    batch_size: int, progress: bool) -> np.ndarray:
     """(len(indices), n_captions) scores of the selected images against every caption of the split,
-    with the evaluator's similarity (`retrieval.evaluation.compute_similarity`, retrieval-models.md §1.1)."""
+    with the evaluator's similarity (`retrieval.evaluation.compute_similarity`, docs/retrieval.md)."""
     captions = CaptionStream(split.captions, text)
     loader = DataLoader(captions, batch_size=batch_size, collate_fn=captions.collate)
     images = [_image_batch(model, split, indices[start:start + batch_size])
@@ -119,8 +120,7 @@ def shnet_regions(salience: np.ndarray, attention: np.ndarray, map_shape: tuple[
 
 def _explain_shnet(model: torch.nn.Module, split: PrecompSplit, indices: Sequence[int], context: dict[str, Any]
                    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    with torch.inference_mode():
-        out = model.image_outputs(_image_batch(model, split, indices))
+    out = explain(model, _image_batch(model, split, indices), None, name="3shnet")
     salience = out["salience"].cpu().numpy()
     attention = out["spatial_attention"].cpu().numpy()
     map_shape = _attention_shape(model, split.seg_maps.shape[1:])
@@ -140,7 +140,7 @@ def decode_tree(fragment_logits: torch.Tensor, relation_logits: torch.Tensor,
     """The 7 referral-tree nodes (in-order 1–7) of one tree: argmax label and its softmax probability.
 
     Leaves 1, 3, 5, 7 use the fragment classifier W_e (Eq. 6.12), nodes 2, 4, 6 the relation classifier
-    W_r (Eq. 6.13); class 0 is Null in both dictionaries (SM-7).
+    W_r (Eq. 6.13); class 0 is Null in both dictionaries (decision 'null class').
     """
     nodes: list[dict[str, Any]] = [{} for _ in range(NUM_NODES)]
     for kind, positions, logits, table in (("fragment", LEAF_NODES, fragment_logits, dictionaries.fragments),
@@ -197,19 +197,20 @@ def _explain_smfea(model: torch.nn.Module, split: PrecompSplit, indices: Sequenc
         raise UserError(f"{labels_path}: {len(labels)} caption labels for {split.n_captions} captions (re-run parse)")
     trees = cache.load_trees(split.split) if labels is not None and trees_path.is_file() else None
     text: TextEncoding = context["text"]
-    with torch.inference_mode():
-        image_out = model.image_outputs(_image_batch(model, split, indices))
+    image_out = explain(model, _image_batch(model, split, indices), None, name="smfea")
     images = []
     for row, i in enumerate(indices):
-        visual = decode_tree(image_out["fragment_logits"][row], image_out["relation_logits"][row], dictionaries)
+        visual = decode_tree(image_out["image_fragment_logits"][row], image_out["image_relation_logits"][row],
+                             dictionaries)
         first = 5 * i
         captions = split.image_captions(i)
         stream = CaptionStream(captions, text)
-        with torch.inference_mode():
-            text_out = model.text_outputs(stream.collate([stream[j] for j in range(len(stream))]))
+        text_out = explain(model, _image_batch(model, split, [i]), stream.collate([stream[j] for j in range(len(stream))]),
+                           name="smfea")
         entries = []
         for c, caption in enumerate(captions):
-            predicted = decode_tree(text_out["fragment_logits"][c], text_out["relation_logits"][c], dictionaries)
+            predicted = decode_tree(text_out["text_fragment_logits"][c], text_out["text_relation_logits"][c],
+                                    dictionaries)
             entry: dict[str, Any] = {"caption": first + c, "text": caption, "predicted_tree": predicted,
                                      "predicted_read_out": read_out(predicted)}
             if labels is not None:
@@ -225,7 +226,7 @@ def _explain_smfea(model: torch.nn.Module, split: PrecompSplit, indices: Sequenc
 
 def hslm_caption(words: Sequence[str], gates: np.ndarray, global_gate: float, attention: np.ndarray, score: float,
                  boxes: np.ndarray | None) -> dict[str, Any]:
-    """One (image, caption) pair of HSLM: every word with its SAF gate (Eq. 21, HS-5), its share of the
+    """One (image, caption) pair of HSLM: every word with its SAF gate (Eq. 21, decision 'HSLM similarity head'), its share of the
     gated sum and its most-attended region (Eq. 16), plus the global-alignment gate and the score."""
     total = float(gates.sum() + global_gate)
     entries = []
@@ -247,15 +248,14 @@ def _explain_hslm(model: torch.nn.Module, split: PrecompSplit, indices: Sequence
         captions = split.image_captions(i)
         stream = CaptionStream(captions, text)
         texts = stream.collate([stream[j] for j in range(len(stream))])
-        with torch.inference_mode():
-            details = model.score_details(model.encode_images(_image_batch(model, split, [i])), model.encode_texts(texts))
+        details = explain(model, _image_batch(model, split, [i] * len(captions)), texts, name="hslm")
         boxes = None if split.boxes is None else np.asarray(split.boxes[i])
         entries = []
         for c, caption in enumerate(captions):
             n = int(texts["lengths"][c])
             words = text.vocab.decode(texts["tokens"][c, :n].tolist(), skip_specials=False)
-            entry = hslm_caption(words, details["word_gates"][0, c, :n].cpu().numpy(), float(details["global_gate"][0, c]),
-                                 details["cross_attention"][0, c, :n].cpu().numpy(), float(details["scores"][0, c]), boxes)
+            entry = hslm_caption(words, details["word_gates"][c, :n].cpu().numpy(), float(details["global_gate"][c]),
+                                 details["cross_attention"][c, :n].cpu().numpy(), float(details["scores"][c]), boxes)
             entries.append({"caption": 5 * i + c, "text": caption, **entry})
         images.append({"captions": entries})
     return {"boxes": split.boxes is not None}, images
@@ -279,7 +279,7 @@ def hire_pairs(attention: np.ndarray, words: Sequence[str], direction: str, boxe
 
 
 def hire_edges(edges: np.ndarray, adjacency: np.ndarray, boxes: np.ndarray | None, k: int = TOP_EDGES) -> list[dict[str, Any]]:
-    """The `k` strongest VSSG edges (i ≠ j) of one image with their learned, row-normalised weight E_ij (Eq. 7.6, HI-2)."""
+    """The `k` strongest VSSG edges (i ≠ j) of one image with their learned, row-normalised weight E_ij (Eq. 7.6, decision 'HiRE graph normalisation')."""
     rows, cols = np.nonzero(adjacency & ~np.eye(len(adjacency), dtype=bool))
     order = np.argsort(-edges[rows, cols], kind="stable")[:k]
     out = []
@@ -296,16 +296,14 @@ def _explain_hire(model: torch.nn.Module, split: PrecompSplit, indices: Sequence
     text: TextEncoding = context["text"]
     images = []
     for i in indices:
-        batch = _image_batch(model, split, [i])
         captions = split.image_captions(i)
+        batch = _image_batch(model, split, [i] * len(captions))
         stream = CaptionStream(captions, text)
         texts = stream.collate([stream[j] for j in range(len(stream))])
-        with torch.inference_mode():
-            image_feats = model.encode_images(batch)
-            edges = None if model.graph is None else model.graph.last_edges[0].cpu().numpy()
-            repeated = {key: value.expand(len(captions), *value.shape[1:]) for key, value in image_feats.items()}
-            scores = model.score_pairs(repeated, model.encode_texts(texts))
-            attention = model.last_attention[0].cpu().numpy()                    # first interaction step
+        details = explain(model, batch, texts, name=model.name)
+        edges = details["edges"][0].cpu().numpy() if "edges" in details else None
+        scores = details["scores"]
+        attention = details["attention"][:, 0].cpu().numpy()                   # first interaction step
         boxes = None if split.boxes is None else np.asarray(split.boxes[i])
         entries = []
         for c, caption in enumerate(captions):
@@ -335,16 +333,16 @@ def export_explanations(checkpoint: str | Path, data_dir: str | Path, split: str
                         device: str = "cpu", batch_size: int = 128, progress: bool = True) -> dict[str, Any]:
     """Interpretability export of a 3SHNet or SMFEA checkpoint on `split` (module docstring); JSON to `out`."""
     model, meta, text = load_model(checkpoint, device)
-    explain = EXPLAINERS.get(meta["model"])
-    if explain is None:
-        raise UserError(f"{checkpoint}: model {meta['model']!r} has no interpretable outputs to export "
-                        f"(supported: {', '.join(sorted(EXPLAINERS))})")
+    exporter = EXPLAINERS.get(meta["model"])
+    if exporter is None or not can_explain(model):
+        raise UserError(f"{checkpoint}: model {meta['model']!r} does not explain its outputs "
+                        f"(models that do: {', '.join(sorted(EXPLAINERS))})")
     precomp = resolve_precomp_dir(data_dir, name)
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
     where = f"{precomp.path} {split}"
     check_image_inputs(data, model.image_inputs(), where)
     indices = _select_images(images, data.n_images, where)
-    header, details = explain(model, data, indices, {"meta": meta, "text": text, "precomp": precomp})
+    header, details = exporter(model, data, indices, {"meta": meta, "text": text, "precomp": precomp})
     sims = caption_scores(model, data, indices, text, batch_size, progress)
     report: dict[str, Any] = {"model": meta["model"], "checkpoint": str(checkpoint), "dataset": precomp.name,
                               "split": split, **header, "images": []}

@@ -1,9 +1,9 @@
 """Ranking losses of the retrieval models: VSE++ max-of-hinges triplet and the IMC loss.
 
-* `triplet_ranking_loss` — bidirectional hinge triplet (retrieval-models.md §1.6; VSE++, Faghri et al.):
+* `triplet_ranking_loss` — bidirectional hinge triplet (docs/retrieval.md; VSE++, Faghri et al.):
   margin 0.2, hardest in-batch negative per anchor (max of hinges) or the sum over negatives
-  (sum of hinges, used for the 3SHNet code's first-epoch warm-up, §9 G1).
-* `intra_modal_constraint` — IMC(V) of imc-loss-and-res.md §3.2 Eq. 5.4 with the two band readings of
+  (sum of hinges, used for the 3SHNet code's first-epoch warm-up, decision 'hardest negatives').
+* `intra_modal_constraint` — IMC(V) of the IMC thesis (Chen 2023) Eq. 5.4 with the two band readings of
   §3.4: ``band="code"`` (the authors' public code: cosine-similarity band, or row-normalised distances
   with row-0 rank-quantile thresholds) and ``band="literal"`` (Eq. 5.4 as printed: absolute band
   (μ_down, μ_up) on the distance δ, summed).  Both directions of each pair count, masks carry no
@@ -25,11 +25,13 @@ thresholds from the first *local* row, so under DDP it differs slightly from one
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shared.config import bounded, from_dict
 from shared.distributed import all_gather_concat, all_gather_with_grad
 
 IMC_MEASURES = ("cosine", "l1", "l2", "msd")
@@ -71,7 +73,7 @@ def triplet_ranking_loss(images: torch.Tensor, texts: torch.Tensor, margin: floa
 
     Row i of `images` is paired with row i of `texts`; the score is the dot product (cosine for
     l2-normalised embeddings).  With `image_ids` every caption/image of the same image id is
-    excluded from the negatives (optional false-negative masking, §1.6 [INF]).
+    excluded from the negatives (optional false-negative masking, §1.6 (our reading)).
     """
     all_texts = all_gather_with_grad(texts) if gather else texts
     all_images = all_gather_with_grad(images) if gather else images
@@ -104,7 +106,7 @@ def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = No
                            band: str = "code", mu_down: float = 0.05, mu_up: float = 0.5) -> torch.Tensor:
     """IMC(V) of Eq. 5.4 without λ, for the local rows of one modality against `others` (default: themselves).
 
-    ``band="code"`` (imc-loss-and-res.md §3.4, [EXT: CanonChen/IMC ``IntraLoss``]):
+    ``band="code"`` (the IMC thesis (Chen 2023), (public code CanonChen/IMC ``IntraLoss``)):
       cosine — C = cos − I, keep μ_up < C < 1 − μ_down, return Σ C·keep / B (minimising pushes
       in-band pairs apart); l1/l2/msd — S = D with each row scaled to unit L2 norm, thresholds are
       the values of row 0 at sorted positions round(μ_down·N) and round(μ_up·N), keep s_down < S < s_up,
@@ -139,7 +141,7 @@ def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = No
 
 @dataclass(frozen=True)
 class IMCSettings:
-    """λ, δ and band of the IMC term (imc-loss-and-res.md §3.6 defaults: code band, L1, λ = 1, 0.05/0.5)."""
+    """λ, δ and band of the IMC term (the IMC thesis (Chen 2023) defaults: code band, L1, λ = 1, 0.05/0.5)."""
 
     lam: float = 1.0
     measure: str = "l1"
@@ -156,11 +158,22 @@ class IMCSettings:
             raise ValueError(f"IMC band needs 0 <= mu_down < mu_up, got {self.mu_down}, {self.mu_up}")
 
 
+@dataclass(frozen=True)
+class LossConfig:
+    """The ``loss:`` section: the triplet's margin and negatives, and the optional IMC term."""
+
+    margin: float = bounded(0.2, minimum=0.0)
+    hardest: bool = True
+    warmup_sum_epochs: int = bounded(0, minimum=0, doc="epochs of sum of hinges before hardest negatives")
+    mask_same_image: bool = False
+    imc: IMCSettings | None = None
+
+
 class RankingLoss(nn.Module):
     """MH (hardest negatives) or SH triplet + optional IMC, gathered across ranks (module docstring).
 
     `warmup_sum_epochs` epochs use the sum of hinges before switching to hardest negatives
-    ([EXT: XuriGe1995/3SHNet] ``vse_mean_warmup_epochs=1``); call `set_epoch` every epoch.
+    ((public code XuriGe1995/3SHNet) ``vse_mean_warmup_epochs=1``); call `set_epoch` every epoch.
     Returns named terms: ``rank_i2t``, ``rank_t2i``, ``rank`` and, with IMC, the unweighted
     ``imc_image`` / ``imc_text`` plus ``imc`` = λ·(IMC(I) + IMC(T)).
     """
@@ -173,14 +186,10 @@ class RankingLoss(nn.Module):
         self.epoch = 0
 
     @classmethod
-    def from_config(cls, config: dict | None) -> "RankingLoss":
-        """Build from a config ``loss:`` section (keys: margin, hardest, warmup_sum_epochs, mask_same_image, imc)."""
-        config = dict(config or {})
-        imc = config.pop("imc", None)
-        unknown = set(config) - {"margin", "hardest", "warmup_sum_epochs", "mask_same_image"}
-        if unknown:
-            raise ValueError(f"unknown loss settings {sorted(unknown)}")
-        return cls(imc=IMCSettings(**imc) if imc else None, **config)
+    def from_config(cls, config: Mapping[str, Any] | None) -> "RankingLoss":
+        """Build from a config ``loss:`` section read strictly into `LossConfig` (omitted keys: defaults)."""
+        c = from_dict(LossConfig, dict(config or {}), "loss", partial=True)
+        return cls(c.margin, c.hardest, c.warmup_sum_epochs, c.imc, c.mask_same_image)
 
     def set_epoch(self, epoch: int) -> None:
         """Select sum-of-hinges during the warm-up epochs, hardest negatives afterwards."""

@@ -1,4 +1,4 @@
-"""Benchmark: our tiled pairwise scorer vs a per-caption loop in the public code's style (issue 10).
+"""Benchmark: our tiled pairwise scorer vs a per-caption loop in the public code's style ().
 
 Same model, same run, same encoded features: a randomly initialised pairwise model (default HiRE
 image-to-text, tiny config) scores ``--images`` random images (``--regions`` BUTD-shaped regions,
@@ -7,7 +7,7 @@ VSSG adjacency of random boxes) against ``5 × --images`` random captions (BERT 
 
 * ours: `retrieval.evaluation.similarity.pairwise_similarity` — every item encoded once, then one
   batched `forward_sim` per (image block × caption block) tile sized by ``--budget-mb``;
-* loop: SCAN / DIME ``shard_xattn`` style (anchors-retrieval.md §3.2), written here: the same encoded
+* loop: SCAN / DIME ``shard_xattn`` style (docs/retrieval.md), written here: the same encoded
   features, then for every caption, for every shard of ``--shard`` images, the caption is repeated
   over the shard and the model's aligned scorer (`score_pairs`, the equations applied pair by pair)
   scores it — one Python iteration per caption and shard.

@@ -1,4 +1,4 @@
-"""Benchmark: training pairs/s and encoding items/s of every retrieval model on this CPU (issue 9 acceptance).
+"""Benchmark: training pairs/s and encoding items/s of every retrieval model on this CPU (acceptance).
 
 Cases: the tiny configs ``vsepp_tiny, vse_gpo_tiny, smfea_tiny, shnet_tiny, shnet_grid_tiny`` and the
 paper configs ``vsepp_f30k, vse_gpo_f30k, smfea_f30k, shnet_f30k``, each built with
@@ -54,7 +54,7 @@ CASES = (
     ("smfea", "smfea_f30k", "paper"),
     ("3shnet", "shnet_f30k", "paper"),
 )
-F30K_VOCAB = 8481          # SCAN Flickr30K vocabulary (thesis 000 §6.4.1)
+F30K_VOCAB = 8481          # SCAN Flickr30K vocabulary (the thesis §6.4.1)
 BERT_IDS = (1000, 30000)   # word-piece ids drawn from the (MiniLM / BERT) vocabulary body
 PANOPTIC_CLASSES, SEG_SIDE, SEG_MAP_SIDE, GRID_CELLS = 133, 7, 64, 49
 

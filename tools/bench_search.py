@@ -8,7 +8,7 @@
    (`retrieval.search.backends.ExactBackend`, chunked matmul) gives the ground truth and its
    queries/s; FAISS IVF (``nprobe`` swept) and HNSW (``efSearch`` swept) report the queries/s of the
    cheapest setting with recall@10 ≥ ``--target-recall`` (0.98) and its ratio to exact.
-2. **3SHNet §8.4.4 protocol** (retrieval-models.md §4.4: cached features, time = similarity +
+2. **3SHNet §8.4.4 protocol** (docs/retrieval.md: cached features, time = similarity +
    ranking) — a ``--images`` × 5·``--images`` (5K × 25K) split of cached l2-normalised embeddings
    of each two-tower config's ``model.embed_dim`` (tiny and paper configs); t2i = every caption
    searches the images, i2t = every image searches the captions, top-10 by exact search;

@@ -1,20 +1,21 @@
 """Export a checkpoint's interpretability outputs as JSON (`retrieval.explain`).
 
 ``retrieval explain --checkpoint RUN/best.safetensors --data DIR [--split test] [--images 0 1 2]
---out OUT.json``: 3SHNet salience α per region with its top VSpM attention cells, SMFEA's predicted
-referral-tree nodes (image and captions, beside the parsed ground truth), and every image's top-5
-retrieved captions.
+--out OUT.json``: what the model's ``explain`` returns, per image — 3SHNet salience α per region with
+its top VSpM attention cells, SMFEA's predicted referral-tree nodes (image and captions, beside the
+parsed ground truth), HSLM's word gates, HiRE's graph edges and word–region attention — and every
+image's top-5 retrieved captions.  A model without ``explain`` is refused by name in one line.
 """
 
 from __future__ import annotations
 
 import argparse
 
-HELP = "export 3SHNet salience/attention or SMFEA tree nodes (+ top-5 captions) of some images as JSON"
+HELP = "export a model's explanations (3SHNet, SMFEA, HSLM, HiRE) and top-5 captions of some images as JSON"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="3SHNet or SMFEA checkpoint (.safetensors with its .json)")
+    parser.add_argument("--checkpoint", required=True, help="checkpoint of a model that explains (.safetensors with its .json)")
     parser.add_argument("--data", required=True, help="dataset folder")
     parser.add_argument("--name", default=None, help="dataset name when --data holds several")
     parser.add_argument("--split", default="test", help="split to read (default test)")

@@ -4,7 +4,7 @@ Example: ``retrieval features --images photos/ --out data/mine detector.weights=
 writes ``data/mine/gallery_precomp/test_{ims,boxes,image_sizes,grid}.npy``, ``test_ids.txt`` and
 ``test_paths.txt``; ``--captions FILE`` (lines ``<image id><TAB><caption>``, 5 per image) adds
 ``test_caps.txt``.  Rerunning with the same --out extracts only new images.  Without weights in the config
-the detector keeps random weights (tests only).  Spec: retrieval-models.md §1.2; anchors-retrieval.md §2.1.
+the detector keeps random weights (tests only).  Spec: docs/retrieval.md; docs/retrieval.md
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="gallery", help="dataset name (default gallery)")
     parser.add_argument("--split", default="test", help="split name (default test)")
     parser.add_argument("--captions", default=None,
-                        help="optional UTF-8 file of '<image id><TAB><caption>' lines, 5 per image (id = path under --images)")
+                        help="optional utf-8 file of '<image id><TAB><caption>' lines, 5 per image (id = path under --images)")
     parser.add_argument("--config", default="features_butd", help="YAML path or packaged config name (default features_butd)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
     parser.add_argument("--batch-size", type=_positive, default=2, help="images per detector batch (default 2)")

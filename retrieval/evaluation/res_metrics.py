@@ -1,4 +1,4 @@
-"""Referring-expression segmentation metrics (imc-loss-and-res.md §5.3): IoU, mean IoU, overall IoU,
+"""Referring-expression segmentation metrics (the IMC thesis (Chen 2023)): IoU, mean IoU, overall IoU,
 P@K and the multi-view robustness score MVR (Eq. 7.1–7.4) with its companion drop measures."""
 
 from __future__ import annotations

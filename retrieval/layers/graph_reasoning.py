@@ -1,11 +1,11 @@
-"""Fully connected graph reasoning and recurrent pieces shared by VSR++ and HSLM (retrieval-models.md §5, §6).
+"""Fully connected graph reasoning and recurrent pieces shared by VSR++ and HSLM (docs/retrieval.md).
 
-* `RsGCN` — one region-relationship reasoning layer of VSRN [EXT: KunpengLi1994/VSRN ``Rs_GCN``], which
-  is also HSLM's MGCN layer (004 Eq. 7–9, HS-3): the affinity A = θ(X) φ(X)ᵀ / N of a fully connected
+* `RsGCN` — one region-relationship reasoning layer of VSRN (public code KunpengLi1994/VSRN ``Rs_GCN``), which
+  is also HSLM's MGCN layer (HSLM paper Eq. 7–9, decision 'HSLM graph depth'): the affinity A = θ(X) φ(X)ᵀ / N of a fully connected
   graph, then X' = BN(W (A g(X))) + X.  The BatchNorm starts at zero, so a fresh layer is the identity.
 * `GraphReasoning` — a stack of `RsGCN` layers, each with its own affinity recomputed from the current
   features (VSR++ "4 × RsGCN", HSLM "l = 4").
-* `run_gru` — a packed (Bi-)GRU over the valid items, directions averaged (004 Eq. 12–13).
+* `run_gru` — a packed (Bi-)GRU over the valid items, directions averaged (HSLM paper Eq. 12–13).
 * `compact_valid` — move the valid items of each row to the front (order kept), so a GRU over a set
   whose mask is not a prefix still reads exactly the valid items.
 
@@ -56,7 +56,7 @@ class RsGCN(nn.Module):
 
 
 class GraphReasoning(nn.Module):
-    """`layers` stacked `RsGCN` layers on a fully connected graph (VSRN 4 × Rs_GCN; HSLM MGCN, HS-3)."""
+    """`layers` stacked `RsGCN` layers on a fully connected graph (VSRN 4 × Rs_GCN; HSLM MGCN, decision 'HSLM graph depth')."""
 
     def __init__(self, dim: int, layers: int = 4, batch_norm: bool = True) -> None:
         super().__init__()
@@ -79,7 +79,7 @@ def run_gru(rnn: nn.GRU, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.
     """Packed GRU over the first `lengths` items: (states (B, L, H), last hidden (B, H)).
 
     Bi-directional GRUs average the two directions, per position and for the last hidden state
-    (t_j = (h→_j + h←_j) / 2, 004 Eq. 13).  Padded positions of the states are zero.
+    (t_j = (h→_j + h←_j) / 2, HSLM paper Eq. 13).  Padded positions of the states are zero.
     """
     max_len = x.shape[1]
     packed = pack_padded_sequence(x, lengths.detach().cpu().clamp(min=1), batch_first=True, enforce_sorted=False)

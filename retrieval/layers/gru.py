@@ -1,4 +1,4 @@
-"""Bi-GRU word encoder of the GRU-based retrieval models (retrieval-models.md §1.3, SMFEA Eq. 6.4).
+"""Bi-GRU word encoder of the GRU-based retrieval models (docs/retrieval.md, SMFEA Eq. 6.4).
 
 Word ids → embedding (initialised from a given matrix, e.g. GloVe; `retrieval.data.glove.embedding_matrix`)
 → dropout → packed (bi-directional) GRU → per-word states, the two directions averaged

@@ -1,4 +1,4 @@
-"""Region (and grid-cell) feature encoders on pre-extracted 2048-d features (retrieval-models.md §1.2).
+"""Region (and grid-cell) feature encoders on pre-extracted 2048-d features (docs/retrieval.md).
 
 `RegionEncoder`: f = FC(v) (Xavier-uniform weights, zero bias, as CVSE / VSE∞ ``EncoderImagePrecomp``);
 with `mlp_hidden` the VSE∞ "basic + MLP" embedding v = f + MLP(in, hidden, out)(v) (3SHNet §4.2

@@ -1,4 +1,4 @@
-"""SMFEA's context-aware structured tree encoders (VCS-Tree / TCS-Tree) — thesis 000 §6.3.2, Eq. 6.5–6.14.
+"""SMFEA's context-aware structured tree encoders (VCS-Tree / TCS-Tree) — the thesis §6.3.2, Eq. 6.5–6.14.
 
 A fixed three-layer binary tree of M = 7 nodes, indexed 1–7 in in-order traversal (tensor index 0–6):
 
@@ -7,13 +7,13 @@ A fixed three-layer binary tree of M = 7 nodes, indexed 1–7 in in-order traver
     layer 1 (leaves): 1   3      5   7        fragments
 
 Evaluation order: leaves {1,3,5,7} → {2 ← (1,3), 6 ← (5,7)} → {4 ← (2,6)}.
-Node inputs are separate projections of the instance vector, x̂_t = W^o_t V^D (Eq. 6.5; SM-1: D → D).
-The cell is the Child-Sum Tree-LSTM (SM-4 default: one forget gate per child,
+Node inputs are separate projections of the instance vector, x̂_t = W^o_t V^D (Eq. 6.5; decision 'SMFEA region projection': D → D).
+The cell is the Child-Sum Tree-LSTM (decision 'SMFEA tree cell' default: one forget gate per child,
 c_t = i_t⊙u_t + Σ_k f_tk⊙c_k, f_tk = σ(W^f x_t + U^f h_k)) or the seed's literal form (Eq. 6.6–6.11
 with the U^f/U^i typo fixed: f_t = σ(W^f x_t + U^f h̃_t), c_t = i_t⊙c̃_t + f_t⊙Σ_k f_k⊙c_k with f_k the
 child's own forget gate; leaves have f_k from their own step).  Leaves are classified into fragment
 classes (W_e, Eq. 6.12), internal nodes into relation classes (W_r, Eq. 6.13); both dictionaries
-include the explicit Null class 0 (SM-7).  Label layout: `retrieval.parsing.referral_tree` (B, 7) int64,
+include the explicit Null class 0 (decision 'null class').  Label layout: `retrieval.parsing.referral_tree` (B, 7) int64,
 fragment ids at positions 0, 2, 4, 6 and relation ids at 1, 3, 5.  The structured embedding is V^T = Σ_t W_t h_t (Eq. 6.14).
 """
 

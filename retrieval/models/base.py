@@ -111,7 +111,7 @@ class RetrievalModel(nn.Module, ABC):
         return terms
 
     def set_epoch(self, epoch: int) -> None:
-        """Tell the loss which epoch runs (sum-of-hinges warm-up, §9 G1)."""
+        """Tell the loss which epoch runs (sum-of-hinges warm-up, decision 'hardest negatives')."""
         self.loss.set_epoch(epoch)
 
     def prepare_corpus(self, captions: Sequence[Sequence[int]], words: Sequence[str]) -> None:

@@ -5,16 +5,16 @@ A cross-interaction (pairwise) model in two directional versions, registered as 
 
 Per item (computed once, `encode_images` / `encode_texts`):
   V = FC(regions) (2048→D_v), T = FC(BERT(words)) (768→D_s)                 §7.3
-  V^A = VSA(V), T^A = TSA(T)      multi-head self-attention, D = 256, L = 16   Eq. 7.1–7.5 (HI-1)
-  V^G = R-GCN(V^A, E)             VSSG: IoU > μ + scene-graph edges, learned E   Eq. 7.6–7.7 (HI-2)
-  V̄ = mean V^G, T̄ = mean T^A                                                 §7.3 (HI-5)
+  V^A = VSA(V), T^A = TSA(T)      multi-head self-attention, D = 256, L = 16   Eq. 7.1–7.5 (decision 'HiRE self-attention')
+  V^G = R-GCN(V^A, E)             VSSG: IoU > μ + scene-graph edges, learned E   Eq. 7.6–7.7 (decision 'HiRE graph normalisation')
+  V̄ = mean V^G, T̄ = mean T^A                                                 §7.3 (decision 'HiRE globals')
 Per pair (`forward_sim`, one batched call per tile), written for i2t (t2i swaps the roles: words
 attend over regions, gated by V̄):
   β_ij = softmax_j(λ cos(v_i, t^A_j)),  q^t_i = Σ_j β_ij t^A_j                 Eq. 7.8–7.9
-  v^F_i = ReLU(W1(v_i ⊙ tanh(W2 q^t_i) + W3 q^t_i)) + v_i      twice (LLII)      Eq. 7.10 (HI-4)
-  r_i = σ(Σ (W^r v^F_i ⊙ T̄)),  v^O_i = r_i v^F_i + v^F_i + ReLU(v_i)            Eq. 7.11–7.12 (HI-7)
+  v^F_i = ReLU(W1(v_i ⊙ tanh(W2 q^t_i) + W3 q^t_i)) + v_i      twice (LLII)      Eq. 7.10 (decision 'HiRE fusion input')
+  r_i = σ(Σ (W^r v^F_i ⊙ T̄)),  v^O_i = r_i v^F_i + v^F_i + ReLU(v_i)            Eq. 7.11–7.12 (decision 'HiRE gate')
   s(I, S) = cos(mean_i v^O_i, T̄)                                               §7.4.2
-Loss: triplet on s (Eq. 7.13) + L_add = triplet on cos(mean V^G, mean T^A) (§7.4.3, HI-9).
+Loss: triplet on s (Eq. 7.13) + L_add = triplet on cos(mean V^G, mean T^A) (§7.4.3, decision 'HiRE L_add').
 Training masks 10 % of the words (replaced by [MASK]) (§7.5.1).
 
 Exact tiling.  W2 q^t_i = Σ_j β_ij (W2 t_j) because Σ_j β_ij = 1 (bias included), so `forward_sim`
@@ -25,7 +25,7 @@ evaluates the equations literally for aligned pairs (the one-pair-at-a-time refe
 independently of the tile.
 
 Not implemented: the optional textual graph (§3.1 ②, off in the paper's final model because it hurt)
-and the extra cross-modal negatives of HI-6 (ignored, as the spec recommends).
+and the extra cross-modal negatives of decision 'HiRE extra negatives' (ignored; see the decision).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def mask_words(input_ids: torch.Tensor, attention_mask: torch.Tensor, rate: floa
 class IntraModalAttention(nn.Module):
     """VSA / TSA (Eq. 7.1–7.5): L-head self-attention in a D-dim space, W^h back to D_v, FFN.
 
-    ``residual=True`` (HI-1 recommendation): one post-LN Transformer encoder layer, i.e.
+    ``residual=True`` (decision 'HiRE self-attention' recommendation): one post-LN Transformer encoder layer, i.e.
     x = LN(x + W^h heads); x = LN(x + FFN(x)), dropout on both branches.
     ``residual=False``: Eq. 7.3 literally, v^A = FFN(W^h ‖ heads).  Padded positions never act as keys
     and are zero in the output.
@@ -122,7 +122,7 @@ class IntraModalAttention(nn.Module):
 class RelationAwareGCN(nn.Module):
     """VSSG reasoning (Eq. 7.6–7.7): E_ij = (W^φ v^A_i)ᵀ(W^ϕ v^A_j) on allowed edges, V^G = (E V^A W^g) W^r + V^A.
 
-    HI-2: ``norm="softmax"`` masks non-edges to −∞ and normalises each row over its edges (the
+    decision 'HiRE graph normalisation': ``norm="softmax"`` masks non-edges to −∞ and normalises each row over its edges (the
     adjacency carries the self-loop); ``"count"`` keeps E on the edges and divides by the node count
     (VSRN style).  `forward` returns the features and the normalised edge weights (B, K, K).
     """
@@ -208,7 +208,7 @@ class HiRE(PairwiseRetrievalModel):
         out.update(local=local, pooled=l2_normalize(masked_mean(local, mask)))
         out["global"] = masked_mean(local if self.globals == "enhanced" else raw, mask)
         if self.fusion_input == "literal":
-            out["fuse"] = attended  # Eq. 7.10 as printed: v^A in the fusion and its residual (HI-4)
+            out["fuse"] = attended  # Eq. 7.10 as printed: v^A in the fusion and its residual (decision 'HiRE fusion input')
         return out
 
     def encode_texts(self, texts: dict[str, torch.Tensor]) -> Outputs:
@@ -318,7 +318,7 @@ class HiRE(PairwiseRetrievalModel):
 
     # ------------------------------------------------------------------ losses
     def auxiliary_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
-        """L_add (§7.4.3, HI-9): the same triplet on cos(l2norm(mean V^G), l2norm(mean T^A)), unweighted."""
+        """L_add (§7.4.3, decision 'HiRE L_add'): the same triplet on cos(l2norm(mean V^G), l2norm(mean T^A)), unweighted."""
         scores = image_out["pooled"] @ text_out["pooled"].T
         return {"add": self.loss.from_scores(scores, batch.get("image_ids"))["rank"]}
 

@@ -2,14 +2,14 @@
 
 Image (§3.1, §3.3): regions → FC 2048→d1 (Xavier) → l2norm → MGCN (4 × Rs_GCN, Eq. 7–10) → l2norm
 → R* (K, d1).
-Text (§3.2–3.3): word ids → W_e (d2 = 300, learned, HS-6) → `WordSelfAttention` (Eq. 3–6, HS-1) → E_f →
-MGCN at d2 (Eq. 11, HS-4) → Bi-GRU d2→d1, directions averaged (Eq. 12–14) → l2norm → E* (M, d1).
-[EXT: VSRN / Paranioar/SGRAF] the l2-normalisation of R* and E* ("following [25]", "follow [7]").
-Cross attention (§3.4, Eq. 15–16, HS-2): F_jk = σ(γ t_jᵀ r*_k), a_j = Σ_k F_jk r*_k / Σ_k F_jk — one
+Text (§3.2–3.3): word ids → W_e (d2 = 300, learned, decision 'HSLM word embedding') → `WordSelfAttention` (Eq. 3–6, decision 'HSLM self-attention') → E_f →
+MGCN at d2 (Eq. 11, decision 'HSLM text graph width') → Bi-GRU d2→d1, directions averaged (Eq. 12–14) → l2norm → E* (M, d1).
+(public code VSRN / Paranioar/SGRAF) the l2-normalisation of R* and E* ("following [25]", "follow [7]").
+Cross attention (§3.4, Eq. 15–16, decision 'HSLM cross attention'): F_jk = σ(γ t_jᵀ r*_k), a_j = Σ_k F_jk r*_k / Σ_k F_jk — one
 text-conditioned visual context per word (``cross_attention: softmax`` is SCAN/SGRAF's softmax_k(λ t_jᵀ r*_k)).
 Similarity (§3.5, Eq. 17–22): s_j = l2norm(W_l (a_j − t_j)²) per word (S_L), global Ê* = pool(E*),
 R̂*_a = pool(a_1..a_M) (mean-query attention pooling, the seed's dot form by default), s_G = l2norm(W_g (R̂*_a − Ê*)²);
-S* = [s_G; s_1..s_M].  Head (HS-5) ``saf`` = SGRAF's SAF: gate_k = σ(BN(w·S*_k)), w_k = gate_k / Σ gate,
+S* = [s_G; s_1..s_M].  Head (decision 'HSLM similarity head') ``saf`` = SGRAF's SAF: gate_k = σ(BN(w·S*_k)), w_k = gate_k / Σ gate,
 s = l2norm(Σ_k w_k S*_k), score = σ(FC(s)); ``literal`` = Eq. 21–22 per vector: S_A,k = σ(W_S S*_k) ⊙ S*_k,
 score = FC(mean_k S_A,k).
 Loss (§3.6): the bidirectional hardest-negative triplet, margin 0.2, on the learned score.
@@ -63,7 +63,7 @@ MAX_WORDS, REGIONS = 64, 36  # tile sizing (data.max_caption_length, BUTD region
 
 
 class WordSelfAttention(nn.Module):
-    """E_f = (E W_Q (E W_K)ᵀ / M) E W_V over the M valid words (004 Eq. 3–6, HS-1).
+    """E_f = (E W_Q (E W_K)ᵀ / M) E W_V over the M valid words (HSLM paper Eq. 3–6, decision 'HSLM self-attention').
 
     ``form="literal"`` (seed): no softmax, divided by the sentence length M; ``"softmax"``:
     softmax_l(q_j·k_l / √d).  ``residual`` adds E (an option only; the seed has none).
@@ -90,7 +90,7 @@ class WordSelfAttention(nn.Module):
 
 
 class SimilarityRepresentation(nn.Module):
-    """S(m1, m2) = l2norm(W |m1 − m2|²) (004 Eq. 17; SGRAF ``sim_tran*_w``)."""
+    """S(m1, m2) = l2norm(W |m1 − m2|²) (HSLM paper Eq. 17; SGRAF ``sim_tran*_w``)."""
 
     def __init__(self, dim: int, sim_dim: int) -> None:
         super().__init__()
@@ -101,7 +101,7 @@ class SimilarityRepresentation(nn.Module):
 
 
 class SimilarityHead(nn.Module):
-    """Score of the (…, M+1, S) similarity vectors S* with a validity mask (…, M+1) (HS-5).
+    """Score of the (…, M+1, S) similarity vectors S* with a validity mask (…, M+1) (decision 'HSLM similarity head').
 
     Returns (score (…), gates (…, M+1)): the SAF gate σ(BN(w·S*_k)) or, for ``literal``, the mean
     of the vector gate σ(W_S S*_k) — zero on padded words.
@@ -161,7 +161,7 @@ class HSLM(PairwiseRetrievalModel):
 
     def encode_images(self, images: dict[str, torch.Tensor]) -> Outputs:
         """R* (B, K, d1), l2-normalised, its mask and ``pooled`` = l2norm(mean R*) (B, d1), the per-image
-        vector the optional IMC term reads ([INF]: HSLM's global image vector is caption-conditioned)."""
+        vector the optional IMC term reads ((our reading): HSLM's global image vector is caption-conditioned)."""
         mask = images["region_mask"].to(torch.bool)
         projected, _ = self.region_encoder(images["regions"], mask)
         reasoned = self.image_graph(l2_normalize(projected), mask)
@@ -182,7 +182,7 @@ class HSLM(PairwiseRetrievalModel):
         return {"words": words, "mask": mask, "global": glob, "pooled": glob}
 
     def cross_gates(self, regions: torch.Tensor, region_mask: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-        """(Bi, Bt, M, K) attention of every word over the regions of every image, rows summing to 1 (Eq. 16, HS-2)."""
+        """(Bi, Bt, M, K) attention of every word over the regions of every image, rows summing to 1 (Eq. 16, decision 'HSLM cross attention')."""
         logits = torch.einsum("ikd,tmd->itmk", regions, words)
         keep = region_mask.to(torch.bool)[:, None, None, :]
         if self.cross_attention == "softmax":

@@ -4,14 +4,14 @@ Variants: ``region`` (36 BUTD regions + region mask) and ``grid`` (49 ResNeXt ce
 the region+grid ensemble averages the two models' similarity matrices at evaluation
 (`retrieval.evaluation.ensemble`), nothing to build here.
 
-Image tower (§4.2, concrete choices of the official code [EXT: XuriGe1995/3SHNet]):
+Image tower (§4.2, concrete choices of the official code (public code XuriGe1995/3SHNet)):
   f     = FC(V)                                  Linear 2048→D, Xavier
   v     = f + MLP(2048, 512, D)(V)               VSE∞ region embedding
   sem   = VSeM(f, V^s)                           Eq. 8.1–8.3, sigmoid salience gates α
   sp    = VSpM(f, V^m)                           Eq. 8.4–8.10, PE + Conv2d over the 64×64 map, λ-smoothed attention
   fused = MLP(D, 512, D)(sem + sp + v)
   seg   = LN(Drop(ReLU(Linear(133, D)(V^s cells)))) + MLP residual     49 segmentation tokens
-  cat   = LN(Drop(ReLU(Linear(133, D)(category multi-hot))))           1 token (code only, 3S-4 flag)
+  cat   = LN(Drop(ReLU(Linear(133, D)(category multi-hot))))           1 token (code only, decision '3SHNet category token' flag)
   img   = l2norm(GPO([cat] + v + fused + seg))   padded regions masked out of every token set
 Text tower: l2norm(GPO(FC(BERT(tokens)))).
 Loss: bidirectional triplet, hardest negatives, margin 0.2 (Eq. 8.11), sum-of-hinges warm-up in epoch 0 (code).
@@ -111,9 +111,9 @@ class VSeM(nn.Module):
 class VSpM(nn.Module):
     """Visual-spatial modelling (Eq. 8.4–8.10) over the segmentation map.
 
-    Map (B, 64, 64) class ids → /132 (3S-3) ⊕ 1-D sinusoidal PE of the pixel index p ∈ [1, HW] (d = 8)
+    Map (B, 64, 64) class ids → /132 (decision 'segmentation map scale') ⊕ 1-D sinusoidal PE of the pixel index p ∈ [1, HW] (d = 8)
     → Conv2d(d+1, C^p, 3, stride, pad 1) + BN + ReLU → keys (B, H'W', C^p) (code: stride 1, C^p = 128;
-    3S-2).  Queries U^l f_i = MLP(D, 512, C^p); β = softmax_j(λ c_ij) with λ = 4 (`SmoothedAttention`);
+    decision '3SHNet spatial resolution').  Queries U^l f_i = MLP(D, 512, C^p); β = softmax_j(λ c_ij) with λ = 4 (`SmoothedAttention`);
     out_i = MLP(C^p, 512, D)(Σ_j β_ij k_j + U^l f_i).
     """
 

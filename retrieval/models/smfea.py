@@ -1,17 +1,17 @@
-"""SMFEA — Structured Multi-modal Feature Embedding and Alignment (thesis 000 Ch. 6; retrieval-models.md §2).
+"""SMFEA — Structured Multi-modal Feature Embedding and Alignment (the thesis Ch. 6; docs/retrieval.md).
 
-Image: regions (B, K, 2048) → FC 2048→D (SM-1) → l2norm → mean-query attention pooling → V^D (Eq. 6.1–6.3).
+Image: regions (B, K, 2048) → FC 2048→D (decision 'SMFEA region projection') → l2norm → mean-query attention pooling → V^D (Eq. 6.1–6.3).
 Text: word ids → embedding (GloVe init) → Bi-GRU, directions averaged (Eq. 6.4) → l2norm → mean-query
 attention pooling → S^D.
 Trees: V^D / S^D → VCS-/TCS-Tree (`tree_lstm.StructuredTreeEncoder`, hidden 128) → node logits and V^T / S^T
 (Eq. 6.5–6.14; S^T = Σ W'_t h^S_t + S^D as the §6.3.2 prose says, `text_tree_residual: false` is the
-symmetric SM-5 reading).
+symmetric decision 'SMFEA text tree residual' reading).
 CAC: CVSE consensus concepts (`cac.ConsensusConcepts`) → V^C / S^C and concept distributions.
 Fusion: V^F = l2norm(β_d V^D + β_t l2norm(V^T) + β_c V^C), β = (0.6, 0.2, 0.2) (Eq. 6.15–6.16; each term
-l2-normalised, §2.1(f) [INF]); the score is cos(V^F, S^F).
-Losses (Eq. 6.17–6.20 + SM-6): rank(V^F, S^F) + tree_ce + tree_kl + cac_kl, all weights 1:
+l2-normalised, §2.1(f) (our reading)); the score is cos(V^F, S^F).
+Losses (Eq. 6.17–6.20 + decision 'SMFEA CAC'): rank(V^F, S^F) + tree_ce + tree_kl + cac_kl, all weights 1:
 tree_ce = Σ_nodes CE(y^V, z) + CE(y^S, z) (mean over the batch), tree_kl = Σ_nodes KL(P^V ‖ P^S)
-(mean over the batch, gradients to both trees, SM-8), cac_kl = CVSE's summed KL.
+(mean over the batch, gradients to both trees, decision 'tree KL'), cac_kl = CVSE's summed KL.
 """
 
 from __future__ import annotations
@@ -160,6 +160,15 @@ class SMFEA(TwoTowerRetrievalModel):
         self.concepts.set_graph(ids, vectors, pairs, nums)
 
     def explain(self, images: dict[str, torch.Tensor], texts: dict[str, torch.Tensor] | None = None) -> Outputs:
-        """``region_attention`` (B, K): the weights of the mean-query attention pooling of the regions
-        (Eq. 6.1–6.3), per image; the caption does not change them (two towers)."""
-        return {"region_attention": self.image_outputs(images)["region_attention"]}
+        """Per item (two towers: an image's explanation does not depend on the caption):
+        ``region_attention`` (B, K), the weights of the mean-query attention pooling of the regions
+        (Eq. 6.1–6.3), and the VCS-Tree node logits ``image_fragment_logits`` (B, 4, F) /
+        ``image_relation_logits`` (B, 3, R) (Eq. 6.12–6.13); with `texts`, the TCS-Tree node logits
+        ``text_fragment_logits`` / ``text_relation_logits`` of each caption."""
+        image = self.image_outputs(images)
+        out = {"region_attention": image["region_attention"], "image_fragment_logits": image["fragment_logits"],
+               "image_relation_logits": image["relation_logits"]}
+        if texts is not None:
+            text = self.text_outputs(texts)
+            out.update(text_fragment_logits=text["fragment_logits"], text_relation_logits=text["relation_logits"])
+        return out

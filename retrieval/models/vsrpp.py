@@ -1,21 +1,21 @@
 """VSR++ — global visual semantic reasoning + local cross-modal attention (the VSR++ slides; docs/retrieval.md#vsr).
 
-The slides give the components and the fusion, not the layers; the layers follow the spec's §5.2
-proposal (VSRN [EXT: KunpengLi1994/VSRN] for the global branch, SCAN for the local one):
+The slides give the components and the fusion, not the layers; the layers follow our proposal
+(docs/retrieval.md#vsr) (VSRN (public code KunpengLi1994/VSRN) for the global branch, SCAN for the local one):
 
   regions (K, 2048) → FC (Xavier) → l2norm → `GraphReasoning` (4 × Rs_GCN) → l2norm → V* (K, D)
   V* → GRU(D, D) over the regions in detector order → last hidden → l2norm → g_I            (global image)
-  words → Emb → Bi-GRU(D), directions averaged → W (M, D); g_T = l2norm(mean W)        (VS-1, global text)
+  words → Emb → Bi-GRU(D), directions averaged → W (M, D); g_T = l2norm(mean W)        (decision 'VSR++ global text', global text)
   S_G = g_I · g_T                                                                          (cosine)
-  S_L = SCAN text-to-image attention (VS-2): c_jk = cos(w_j, v*_k); ĉ = l2norm_words(LeakyReLU_0.1(c));
+  S_L = SCAN text-to-image attention (decision 'VSR++ local branch'): c_jk = cos(w_j, v*_k); ĉ = l2norm_words(LeakyReLU_0.1(c));
         α_jk = softmax_k(λ ĉ_jk), λ = 9; a_j = Σ_k α_jk v*_k; S_L = mean_j cos(w_j, a_j)
   S   = S_G + μ S_L, μ = 2.0                                                                (slide "fusion")
-Losses: one triplet on S (VS-3, "Fusion-similarity") + L_generation (`CaptionDecoder` on V*, weight 1).
+Losses: one triplet on S (decision 'VSR++ fusion', "Fusion-similarity") + L_generation (`CaptionDecoder` on V*, weight 1).
 
 S_L is computed without materialising the attended contexts: w_j · a_j = Σ_k α_jk c_jk and
 |a_j|² = α_j G α_jᵀ with G = V* V*ᵀ (K × K per image), so a tile of Bi × Bt pairs holds (M, K) maps
 only, never (M, D) contexts.  The global branch alone is a two-tower model: `global_image_embeddings`
-/ `global_text_embeddings` give indexable l2-normalised vectors for a shortlist (spec §8.6).
+/ `global_text_embeddings` give indexable l2-normalised vectors for a shortlist (`retrieval search`).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ PAIR_BYTES = 4 * 8 * 36 * 64
 
 def scan_t2i_scores(regions: torch.Tensor, region_mask: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor,
                     smooth: float = 9.0, pooling: str = "mean", lse: float = 6.0) -> torch.Tensor:
-    """(Bi, Bt) SCAN text-to-image local scores of every image against every caption (VS-2).
+    """(Bi, Bt) SCAN text-to-image local scores of every image against every caption (decision 'VSR++ local branch').
 
     `regions` (Bi, K, D) and `words` (Bt, M, D) are l2-normalised, padded items zero.  Every pair is
     scored on its own: nothing is normalised across the tile.  ``pooling="lse"`` is SCAN's LogSumExp
@@ -142,7 +142,7 @@ class VSRPP(PairwiseRetrievalModel):
         return {"regions": reasoned, "region_mask": mask, "global": glob, "pooled": glob}
 
     def encode_texts(self, texts: dict[str, torch.Tensor]) -> Outputs:
-        """l2-normalised word features W (B, M, D), ``mask`` and g_T (B, D) (VS-1)."""
+        """l2-normalised word features W (B, M, D), ``mask`` and g_T (B, D) (decision 'VSR++ global text')."""
         encoder = self.text_encoder
         embedded = encoder.dropout(encoder.embed(texts["tokens"]))
         states, last = run_gru(encoder.rnn, embedded, texts["lengths"])
@@ -159,7 +159,7 @@ class VSRPP(PairwiseRetrievalModel):
         return global_scores, local_scores
 
     def forward_sim(self, image_feats: Outputs, text_feats: Outputs) -> torch.Tensor:
-        """S = S_G + μ S_L (003 "global-local similarity fusion")."""
+        """S = S_G + μ S_L (VSR++ paper "global-local similarity fusion")."""
         global_scores, local_scores = self.similarity_parts(image_feats, text_feats)
         return global_scores + self.mu * local_scores
 
@@ -173,7 +173,7 @@ class VSRPP(PairwiseRetrievalModel):
 
     def compute_losses(self, image_feats: Outputs, text_feats: Outputs, batch: dict[str, Any],
                        scores: torch.Tensor | None = None) -> Outputs:
-        """``fusion: similarity`` — the base triplet on S (VS-3); ``fusion: loss`` — the slides'
+        """``fusion: similarity`` — the base triplet on S (decision 'VSR++ fusion'); ``fusion: loss`` — the slides'
         "Fusion-loss" ablation: one triplet on S_G plus one on S_L (scores still fused at test time)."""
         if self.fusion == "similarity":
             return super().compute_losses(image_feats, text_feats, batch, scores)
@@ -186,7 +186,7 @@ class VSRPP(PairwiseRetrievalModel):
         return self.add_auxiliary(terms, self.loss.total(terms) + local["rank"], image_feats, text_feats, batch)
 
     def auxiliary_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
-        """``caption``: L_generation on V* for the positive pair's caption (VS-4)."""
+        """``caption``: L_generation on V* for the positive pair's caption (decision 'VSR++ caption target')."""
         texts = batch["texts"]
         return {"caption": self.caption.loss(image_out["regions"], image_out["region_mask"], texts["tokens"],
                                              texts["lengths"])}

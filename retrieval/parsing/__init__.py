@@ -1,25 +1,27 @@
 """Captions into structure: dependency parses (spaCy / stanza), scene graphs, SMFEA referral trees,
 HiRE region graphs, and their on-disk caches.
 
-Spec: retrieval-models.md §2.1(c), SM-3, §3.1, §9 G7; anchors-retrieval.md §6.  Backends import their
-parser library only when constructed.
+Backends import their parser library only when constructed (docs/retrieval.md, "Parsing").
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from shared.registry import Registry
+from shared.errors import UserError
 
 from retrieval.parsing.base import ParserBackend
 from retrieval.parsing.spacy_backend import SpacyBackend
 from retrieval.parsing.stanza_backend import StanzaBackend
 
-BACKENDS: Registry[ParserBackend] = Registry("parser backend")
-BACKENDS.register("spacy")(SpacyBackend)
-BACKENDS.register("stanza")(StanzaBackend)
+#: parser backend name → class
+BACKENDS: dict[str, type[ParserBackend]] = {"spacy": SpacyBackend, "stanza": StanzaBackend}
 
 
 def create_backend(name: str, **options: Any) -> ParserBackend:
     """Construct a parser backend by name (``spacy``, the offline default, or ``stanza``)."""
-    return BACKENDS.create(name, **options)
+    try:
+        cls = BACKENDS[str(name).lower()]
+    except KeyError:
+        raise UserError(f"unknown parser backend {name!r} (known: {', '.join(sorted(BACKENDS))})") from None
+    return cls(**options)

@@ -1,6 +1,6 @@
 """Caption-structure caches of a precomp dataset, built once: parses, scene graphs, trees, region graphs.
 
-Spec: retrieval-models.md §2.4 SM-3 ("cache trees offline, one JSON line per caption"), HI-3 ("precompute
+Sources: docs/retrieval.md decision 'referral trees' ("cache trees offline, one JSON line per caption"), decision 'scene-graph edges' ("precompute
 and cache a (36, 36) bool adjacency per image") and §8 item 2 (versioned caches built once).
 
 Layout under ``ROOT`` (default ``{precomp dir}/parse_cache``)::
@@ -17,7 +17,7 @@ Layout under ``ROOT`` (default ``{precomp dir}/parse_cache``)::
 
 Parsing appends to ``{split}_parses.jsonl.partial`` batch by batch; an interrupted run resumes from
 the last complete line, and the final file appears (by rename) only when every caption is parsed.
-A finished parse file is reused while the caption file (SHA-1) and the backend name are unchanged;
+A finished parse file is reused while the caption file (sha1) and the backend name are unchanged;
 after upgrading the parser model, delete ``ROOT/{backend}`` to re-parse.
 """
 
@@ -267,7 +267,7 @@ def build_region_graphs(cache: ParseCache, split: str) -> bool:
 
 
 def _rules_fingerprint() -> str:
-    """SHA-1 of the modules that turn parses into graphs and trees: editing the rules rebuilds the caches."""
+    """sha1 of the modules that turn parses into graphs and trees: editing the rules rebuilds the caches."""
     from retrieval.parsing import referral_tree, region_graph, scene_graph
 
     digest = hashlib.sha1()
@@ -292,7 +292,7 @@ def build_caches(
 ) -> dict:
     """Parse every caption of `splits` (resumable), then derive scene graphs, trees, labels, region graphs.
 
-    The tree dictionaries are fitted on the ``train`` split only (SM-3), which is therefore always
+    The tree dictionaries are fitted on the ``train`` split only (decision 'referral trees'), which is therefore always
     processed when it exists.  Derived files are rebuilt only when their inputs (parses, dictionary
     sizes, box and scene-graph files, the extraction rules' source) changed.  Returns the report that
     is also written to ``report.json``.

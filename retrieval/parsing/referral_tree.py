@@ -1,13 +1,13 @@
 """SMFEA's shared referral tree: a fixed three-layer binary tree of 7 nodes per caption, and its labels.
 
-Spec: retrieval-models.md §2.1(c) and ambiguities SM-3 / SM-7 (thesis [000 §6.3.2, §6.4.1]).  Nodes in
+Sources: docs/retrieval.md and ambiguities decision 'referral trees' / decision 'null class' (thesis §6.3.2, §6.4.1).  Nodes in
 in-order numbering 1-7 (stored at positions 0-6)::
 
             4              relation linking the two triples (conjunction / marker), else Null
         2       6          relations (verbs, prepositions)
       1   3   5   7        fragments (entities: noun, adjective-noun or noun-noun pair)
 
-SM-3 heuristic (ours): take up to two (subject, relation, object) triples of the caption's scene graph
+decision 'referral trees' heuristic (ours): take up to two (subject, relation, object) triples of the caption's scene graph
 in sentence order, listing predicates ("with", "including", "among", "of") last and the second triple
 preferring another predicate token than the first; triple 1 fills nodes
 1-2-3, triple 2 fills 5-6-7; node 4 is the coordinating conjunction or subordinating marker between
@@ -15,7 +15,7 @@ the two triples.  Leaves left empty take the caption's remaining entities in sen
 
 Label dictionaries are fitted on training captions: the most frequent fragment / relation candidates
 (default sizes 1,440 / 247, the StructCap sizes the thesis uses) plus the explicit "null" class at
-index 0 (SM-7).  A node's label is its most specific candidate that is in the dictionary, else null.
+index 0 (decision 'null class').  A node's label is its most specific candidate that is in the dictionary, else null.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _linker(parse: Parse, graph: SceneGraph, first: Relation, second: Relation) 
 
 
 def build_referral_tree(graph: SceneGraph, parse: Parse) -> ReferralTree:
-    """The 7-node referral tree of one caption from its scene graph and parse (SM-3, module docstring)."""
+    """The 7-node referral tree of one caption from its scene graph and parse (decision 'referral trees', module docstring)."""
     nodes: list[str | None] = [None] * NUM_NODES
     candidates: list[tuple[str, ...]] = [()] * NUM_NODES
     used: set[int] = set()
@@ -134,7 +134,7 @@ def build_referral_tree(graph: SceneGraph, parse: Parse) -> ReferralTree:
 
 
 class LabelDictionary:
-    """A label list with "null" at index 0 (SM-7); unknown candidates map to null."""
+    """A label list with "null" at index 0 (decision 'null class'); unknown candidates map to null."""
 
     def __init__(self, labels: Sequence[str]) -> None:
         if not labels or labels[0] != NULL:

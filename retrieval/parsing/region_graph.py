@@ -1,7 +1,7 @@
 """HiRE's visual region graph: IoU > μ spatial edges plus optional scene-graph (semantic) edges.
 
-Spec: retrieval-models.md §3.1 ② (VSSG, μ = 0.4; semantic edges from a visual scene graph, labels
-unused; closure "high IoU with i and a relation with p → edge (i, p)") and ambiguity HI-3 (scene-graph
+Sources: docs/retrieval.md ② (VSSG, μ = 0.4; semantic edges from a visual scene graph, labels
+unused; closure "high IoU with i and a relation with p → edge (i, p)") and ambiguity decision 'scene-graph edges' (scene-graph
 boxes map to the region of maximum IoU, skipped below 0.5; symmetric edges).  Everything is
 vectorised over images and region pairs; boxes are ``x0, y0, x1, y1``.
 """
@@ -50,7 +50,7 @@ def region_adjacency(
     closure: bool = True,
     self_loops: bool = True,
 ) -> np.ndarray:
-    """Region graph of (N, R, 4) or (R, 4) boxes → bool (N, R, R) or (R, R), retrieval-models.md §3.1 ②.
+    """Region graph of (N, R, 4) or (R, 4) boxes → bool (N, R, R) or (R, R), docs/retrieval.md ②.
 
     Spatial edge (i, j) iff IoU > `threshold` (strict).  `semantic` (same shape as the output, e.g. from
     `scene_graph_adjacency`) adds scene-graph edges, and with `closure` the edges (i, p) where i overlaps
@@ -73,7 +73,7 @@ def region_adjacency(
 
 
 def match_boxes_to_regions(object_boxes: np.ndarray, region_boxes: np.ndarray, min_iou: float = MATCH_MIN_IOU) -> np.ndarray:
-    """Region index of maximum IoU for each scene-graph object box (M, 4) → (M,) int64, -1 below `min_iou` (HI-3)."""
+    """Region index of maximum IoU for each scene-graph object box (M, 4) → (M,) int64, -1 below `min_iou` (decision 'scene-graph edges')."""
     if len(object_boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     iou = box_iou(object_boxes, region_boxes)

@@ -1,12 +1,12 @@
 """Nearest-neighbour backends behind one interface: exact chunked matmul and FAISS flat / IVF / HNSW.
 
-retrieval-models.md §8.6: l2-normalised embeddings are searched by inner product (= cosine).  The
+docs/retrieval.md: l2-normalised embeddings are searched by inner product (= cosine).  The
 exact backend multiplies the queries by the gallery in row chunks (float32 arithmetic even when the
 gallery is stored as float16) and keeps a running top-k, so memory stays bounded for any gallery.
 FAISS (``faiss-cpu``) gives ``flat`` (exact inner product), ``ivf`` (inverted file over k-means
 cells, ``nprobe`` cells visited per query) and ``hnsw`` (graph search, ``ef_search`` candidates).
 
-`choose_backend` picks by gallery size: exact up to `AUTO_EXACT_MAX` items (the spec's "exact
+`choose_backend` picks by gallery size: exact up to `AUTO_EXACT_MAX` items (the design's "exact
 matmul search up to ~10⁶ items"), HNSW above; any backend can be forced.  Every backend returns
 (scores, ids) arrays of shape (Q, k), best first; ids are gallery rows; rows missing because the
 gallery holds fewer than k items (or an approximate search found fewer) have id -1.
@@ -24,7 +24,7 @@ import torch
 from shared.errors import UserError
 
 BACKENDS = ("exact", "flat", "ivf", "hnsw")
-AUTO_EXACT_MAX = 1_000_000  # spec §8.6: exact matmul up to ~10⁶ items, FAISS beyond (ours: HNSW)
+AUTO_EXACT_MAX = 1_000_000  # ours: exact matmul up to ~10⁶ items, FAISS beyond (ours: HNSW)
 EXACT_CHUNK_ROWS = 65_536  # ours: gallery rows per matmul chunk (256 MiB of 1,024-d float32)
 
 

@@ -1,6 +1,6 @@
 """The Python face of a trained checkpoint: `retrieval.load(CKPT)` → `Retriever`.
 
-Mirrors the command line (retrieval-models.md §8.5): ``encode_images`` (a precomp split, a
+Mirrors the command line (docs/retrieval.md): ``encode_images`` (a precomp split, a
 feature array or a mapping of feature arrays) and ``encode_texts`` (raw strings) give l2-normalised
 embeddings of a two-tower model (§1.1: the cosine is their dot product); ``score(images, texts)``
 gives the (images × texts) score matrix for either family — two-tower by dot products, pairwise
@@ -35,7 +35,7 @@ DEFAULT_BATCH = 128
 
 
 def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in blocks."""
+    """Hex sha256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(block):
@@ -104,7 +104,7 @@ class Retriever:
 
     @property
     def sha256(self) -> str:
-        """SHA-256 of the checkpoint's weights file (recorded in index manifests)."""
+        """sha256 of the checkpoint's weights file (recorded in index manifests)."""
         if self._sha256 is None:
             self._sha256 = file_sha256(checkpoint_paths(self.checkpoint)[0])
         return self._sha256

@@ -2,15 +2,15 @@
 
 For each hit the rendered scene (``images/{id:06d}.png`` beside the precomp folder) is drawn with
 the model's most salient regions (their boxes, line strength ∝ salience) and the query below it,
-the words that matched highlighted.  Where the salience and the word matching come from:
+the words that matched highlighted.  Both come from the model's ``explain(images, texts)`` through
+`shared.explain.explain` (a model without one is refused by name in one line):
 
-* a model with ``explain_pair(image_batch, text_batch)`` (the hook for pairwise models such as
-  HiRE, whose word–region attention is the explanation, retrieval-models.md §3) returns
-  ``{"region_salience": (1, K), "word_region": (1, L, K)}`` for one (image, caption) pair; a word's
-  match strength is its largest attention weight over the regions;
-* otherwise the image tower's ``salience`` output (3SHNet VSeM α_i, thesis Eq. 8.2–8.3) and, for
-  the words, occlusion: the drop of the cosine when the word is deleted from the query (two-tower
-  models, retrieval-models.md §1.1).  Models with neither give a one-line error.
+* two-tower models give a per-region weight — 3SHNet's VSeM salience α_i (``salience``, thesis Eq. 8.2)
+  or SMFEA's region pooling weights (``region_attention``, Eq. 6.1–6.3); a word's match strength is
+  occlusion: the drop of the cosine when the word is deleted from the query;
+* cross-attention models give a word × region map — HSLM's ``cross_attention`` (B, M, K) (Eq. 16), HiRE's
+  first-step ``attention`` β (Eq. 7.8; i2t: regions × words, t2i: words × regions); a region's salience is
+  its mean attention over the words, a word's match strength its largest weight over the regions.
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from retrieval.evaluation.similarity import evaluation_mode, to_device
+from retrieval.data.precomp import GRID_SIDE
 from retrieval.search.encoder import Retriever
 from retrieval.search.index import Index, SearchResult
 from retrieval.search.rerank import SplitCache
+from shared.device import to_device
 from shared.errors import UserError
+from shared.explain import explain
 from shared.io import atomic_open
 
 SCALE = 4  # ours: upscaling of the 192 × 128 SynScenes render for legible overlays
 TOP_REGIONS = 5  # ours: salient regions drawn per hit
 TOP_WORDS = 3  # ours: words highlighted as matched
 BAND = 56  # pixel height of the caption band under the scene
-GRID_SIDE = 7  # grid features: 7 × 7 cells over the whole picture
 
 
 def words_of(query: str) -> list[str]:
@@ -57,23 +58,38 @@ def grid_boxes(width: int, height: int) -> np.ndarray:
     return np.array([[xs[c], ys[r], xs[c + 1], ys[r + 1]] for r in range(GRID_SIDE) for c in range(GRID_SIDE)], np.float32)
 
 
+def word_region_map(explanation: dict[str, Any], model: Any) -> np.ndarray | None:
+    """(words, regions) attention of the first pair of a cross-attention model's explanation, or None."""
+    if "cross_attention" in explanation:                                        # HSLM (B, M, K)
+        return explanation["cross_attention"][0].float().cpu().numpy()
+    if "attention" in explanation:                                              # HiRE (B, steps, N, M)
+        first = explanation["attention"][0, 0].float().cpu().numpy()
+        return first.T if getattr(model, "direction", "i2t") == "i2t" else first
+    return None
+
+
 def pair_explanation(retriever: Retriever, split: Any, image_index: int, query: str,
                      image_vector: np.ndarray | None) -> tuple[np.ndarray, list[float]]:
-    """(region salience (K,), per-word match strength) of one (image, query) pair."""
+    """(region salience (K,), per-word match strength) of one (image, query) pair (module docstring)."""
     model = retriever.model
-    image_batch = next(iter(retriever.image_loader(split, 1, [image_index])))
-    with evaluation_mode(model):
-        image_batch = to_device(image_batch, retriever.device)
-        if hasattr(model, "explain_pair"):
-            text_batch = to_device(next(iter(retriever.text_loader([query], 1))), retriever.device)
-            out = model.explain_pair(image_batch, text_batch)
-            attention = out["word_region"][0].float().cpu().numpy()  # (L tokens, K)
-            word_strength = attention.max(axis=1).tolist()
-            return out["region_salience"][0].float().cpu().numpy(), word_strength[: len(words_of(query))]
-        outputs = model.image_outputs(image_batch) if hasattr(model, "image_outputs") else {}
-    if "salience" not in outputs or image_vector is None:
-        raise UserError(f"--explain: {retriever.name} exposes no region salience (3SHNet) or explain_pair (HiRE)")
-    return outputs["salience"][0].float().cpu().numpy(), occlusion_word_scores(retriever, image_vector, query)
+    image_batch = to_device(next(iter(retriever.image_loader(split, 1, [image_index]))), retriever.device)
+    text_batch = to_device(next(iter(retriever.text_loader([query], 1))), retriever.device)
+    was_training = model.training
+    model.eval()
+    try:
+        explanation = explain(model, image_batch, text_batch, name=retriever.name)
+    finally:
+        model.train(was_training)
+    words = words_of(query)
+    attention = word_region_map(explanation, model)
+    if attention is not None:
+        rows = attention[1:]                                  # skip <start> / [CLS]: words follow in order
+        return attention.mean(axis=0), rows.max(axis=1).tolist()[: len(words)]
+    salience = explanation.get("salience", explanation.get("region_attention"))
+    if salience is None or image_vector is None:
+        raise UserError(f"--explain: {retriever.name} gives no region salience or word-region attention "
+                        f"(it explains {', '.join(sorted(explanation))})")
+    return salience[0].float().cpu().numpy(), occlusion_word_scores(retriever, image_vector, query)
 
 
 def draw_hit(picture: np.ndarray, boxes: np.ndarray, salience: np.ndarray, query: str, strengths: Sequence[float],

@@ -1,9 +1,9 @@
-"""A searchable gallery of two-tower embeddings: build, add, save, load, search (retrieval-models.md §8.6).
+"""A searchable gallery of two-tower embeddings: build, add, save, load, search (docs/retrieval.md).
 
 An index folder holds
 
-    manifest.json   format, kind (images | captions), model name, checkpoint path and SHA-256,
-                    dimension, count, dtype, backend, SHA-256 of every other file, code version
+    manifest.json   format, kind (images | captions), model name, checkpoint path and sha256,
+                    dimension, count, dtype, backend, sha256 of every other file, code version
     vectors.npy     (count, dim) l2-normalised embeddings, float32 or float16
     items.jsonl     one JSON object per row: id ↔ image path / split index (images) or caption text
     faiss.index     the serialised FAISS index (FAISS backends only)

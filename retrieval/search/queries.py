@@ -26,14 +26,14 @@ from shared.errors import UserError
 
 
 def read_query_file(path: str | Path) -> list[str]:
-    """Queries from a UTF-8 text file, one per line (blank lines skipped)."""
+    """Queries from a utf-8 text file, one per line (blank lines skipped)."""
     file = Path(path)
     if not file.is_file():
         raise UserError(f"--queries {file}: file not found")
     try:
         lines = [line.strip() for line in file.read_text(encoding="utf-8").splitlines()]
     except UnicodeDecodeError as err:
-        raise UserError(f"--queries {file}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        raise UserError(f"--queries {file}: not utf-8 text ({err.reason} at byte {err.start})") from None
     queries = [line for line in lines if line]
     if not queries:
         raise UserError(f"--queries {file}: no query in the file")

@@ -1,7 +1,7 @@
-"""Two-stage search for pairwise (cross-attention) models (retrieval-models.md §1.1, §8.6).
+"""Two-stage search for pairwise (cross-attention) models (docs/retrieval.md).
 
 HiRE, HSLM and VSR++'s local branch score every (image, caption) pair jointly, so a gallery of N
-items costs N forward passes per query (anchors-retrieval.md §3.2).  Two-stage search first
+items costs N forward passes per query (docs/retrieval.md).  Two-stage search first
 shortlists the top-k of a two-tower index, then re-scores only the shortlist with the pairwise
 model.  Re-scoring is batched: queries are taken `queries_per_tile` at a time, the union of their
 shortlists is encoded once (`encode_images` / `encode_texts`), and each tile is one

@@ -1,4 +1,4 @@
-"""SynScenes visual inputs in the shapes the retrieval models expect (retrieval-models.md §1.2):
+"""SynScenes visual inputs in the shapes the retrieval models expect (docs/retrieval.md):
 36 region features (2,048-d) with boxes, a 7×7 grid of 2,048-d features, 3SHNet segmentation
 arrays (133×7×7 logits, a 64×64 class map, 133 category one-hots) and scene-graph edges.
 

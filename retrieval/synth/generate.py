@@ -1,5 +1,5 @@
 """Generate SynScenes: scenes, renders, features, captions and the hard subset, deterministic
-from one seed (issue 8 "SynScenes"; layout in writer.py)."""
+from one seed ("SynScenes"; layout in writer.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The SynScenes hard subset: groups of test images that differ only in attribute binding or
-relation direction (issue 8, "SynScenes"; in the spirit of CLEVR-Ref+ minimal pairs).
+relation direction ("SynScenes"; in the spirit of CLEVR-Ref+ minimal pairs).
 
 From a base scene and two objects a, b of different colour and shape, a group holds four real
 scenes: `base`; `colour_swap` (a and b exchange colours); `direction_swap` (a and b exchange

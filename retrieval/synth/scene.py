@@ -1,6 +1,6 @@
 """SynScenes scene sampling: 3–8 CLEVR-style objects on a floor, seen by one camera.
 
-Follows the spirit of the CLEVR / CLEVR-Remv generator (imc-loss-and-res.md §4.1): objects carry
+Follows the spirit of the CLEVR / CLEVR-Remv generator (the IMC thesis (Chen 2023)): objects carry
 shape, colour, size and material, placed at random with a minimum gap; relations are read from the
 camera's image plane as in CLEVR (left/right from x, front/behind from the ground contact y).
 Geometry is in pixels of the rendered image; an object stands on the floor at (x, y) and its
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 SHAPES = ("cube", "sphere", "cylinder", "cone")
-COLOURS = {  # CLEVR properties.json palette (imc-loss-and-res.md §4.1)
+COLOURS = {  # CLEVR properties.json palette (the IMC thesis (Chen 2023))
     "gray": (87, 87, 87), "red": (173, 35, 35), "blue": (42, 75, 215), "green": (29, 105, 20),
     "brown": (129, 74, 25), "purple": (129, 38, 192), "cyan": (41, 208, 208), "yellow": (255, 238, 51),
 }

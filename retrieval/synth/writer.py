@@ -1,5 +1,5 @@
-"""SynScenes on disk: the SCAN precomp layout plus side arrays (anchors-retrieval.md §2.1,
-retrieval-models.md §1.4), a Karpathy-style JSON, rendered PNGs and the ground-truth scenes.
+"""SynScenes on disk: the SCAN precomp layout plus side arrays (docs/retrieval.md,
+docs/retrieval.md), a Karpathy-style JSON, rendered PNGs and the ground-truth scenes.
 
     OUT/synscenes_precomp/{split}_ims.npy            (N, 36, 2048) float32 region features
                           {split}_caps.txt           5 consecutive captions per image
@@ -56,7 +56,7 @@ def npy_memmap(path: str | os.PathLike, shape: Sequence[int], dtype) -> Iterator
 
 
 def write_lines(path: str | os.PathLike, lines: Iterable[str]) -> None:
-    """One string per line (UTF-8), atomically."""
+    """One string per line (utf-8), atomically."""
     with atomic_open(path, "w", encoding="utf-8") as handle:
         for line in lines:
             handle.write(f"{line}\n")

@@ -16,10 +16,10 @@ VOCAB = 64
 FRAGMENTS, RELATIONS = 64, 16  # smfea_tiny.yaml num_fragments / num_relations
 TINY = {  # test id → (registry name, tiny config, model overrides)
     "smfea": ("smfea", "smfea_tiny.yaml", {}),
-    "smfea_spec": ("smfea", "smfea_tiny.yaml",  # the spec's SM-2/SM-4/SM-5 recommendations
+    "smfea_spec": ("smfea", "smfea_tiny.yaml",  # the other options of decisions 'SMFEA attention pooling', 'SMFEA tree cell' and 'SMFEA text tree residual'
                    {"attention_form": "parametric", "tree_cell": "child_sum", "text_tree_residual": False}),
     "3shnet": ("3shnet", "shnet_tiny.yaml", {}),
-    "3shnet_code": ("3shnet", "shnet_tiny.yaml",  # the official code's choices (3S-1, 3S-2)
+    "3shnet_code": ("3shnet", "shnet_tiny.yaml",  # the official code's choices (decision '3SHNet similarity', decision '3SHNet spatial resolution')
                     {"spatial_similarity": "scaled_dot", "spatial_stride": 1, "salience": "softmax"}),
     "3shnet_grid": ("3shnet", "shnet_grid_tiny.yaml", {}),
     "vsepp": ("vsepp", "vsepp_tiny.yaml", {}),

@@ -172,7 +172,7 @@ def test_coco1k_averages_each_metric_and_rsum_from_averaged_recalls():
 
 
 def test_coco1k_rsum_is_not_the_scan_lineage_misprint():
-    """anchors-retrieval.md §3.3: SCAN/SGRAF/VSRN average rows [r1,r5,r10,medr,meanr, r1i,r5i,r10i,
+    """docs/retrieval.md: SCAN/SGRAF/VSRN average rows [r1,r5,r10,medr,meanr, r1i,r5i,r10i,
     medri,meanri, ar, ari, rsum] over folds and print mean[10] * 6 = 2 x the i2t recall sum."""
     folds = [
         {"i2t_r1": 70.0, "i2t_r5": 90.0, "i2t_r10": 95.0, "t2i_r1": 50.0, "t2i_r5": 80.0, "t2i_r10": 88.0,

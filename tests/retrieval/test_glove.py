@@ -32,7 +32,7 @@ def test_malformed_text_files(tmp_path):
     with pytest.raises(UserError, match="no vectors read"):
         load_glove_text(tmp_path / "empty.txt")
     (tmp_path / "latin.txt").write_bytes(b"dog 1 2\ncaf\xe9 1 2\n")
-    with pytest.raises(UserError, match=r"latin\.txt: not UTF-8"):
+    with pytest.raises(UserError, match=r"latin\.txt: not utf-8"):
         load_glove_text(tmp_path / "latin.txt")
 
 

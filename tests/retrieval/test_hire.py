@@ -1,4 +1,4 @@
-"""HiRE (thesis 000 Ch. 7): shapes, masks, gradients, the VSSG graph input, word masking, options."""
+"""HiRE (the thesis Ch. 7): shapes, masks, gradients, the VSSG graph input, word masking, options."""
 
 from pathlib import Path
 
@@ -108,7 +108,7 @@ def test_literal_readings_and_vector_gate_agree_with_the_pair_reference():
 
 
 def test_graph_edges_follow_the_adjacency():
-    """Non-edges get zero weight (HI-2 softmax over each row's edges); an identity graph keeps regions apart."""
+    """Non-edges get zero weight (decision 'HiRE graph normalisation' softmax over each row's edges); an identity graph keeps regions apart."""
     model = hire("hire_i2t").eval()
     images = hire_images(2)
     with torch.no_grad():

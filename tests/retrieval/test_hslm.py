@@ -1,4 +1,4 @@
-"""HSLM (retrieval-models.md §6): pairwise checks, the ablation options, word gates, train + evaluate."""
+"""HSLM (docs/retrieval.md): pairwise checks, the ablation options, word gates, train + evaluate."""
 
 import json
 

@@ -251,7 +251,7 @@ MALFORMED = {
     "seg_shape": (_save("train_segmentations.npy", np.zeros((4, 133, 8, 8), np.float32)), "train_segmentations.npy"),
     "seg_map_nan": (_save("train_seg_maps.npy", np.full((4, 64, 64), np.nan, np.float32)), "train_seg_maps.npy: NaN"),
     "ids_count": (_write("train_ids.txt", "1\n2\n"), "train_ids.txt: 2 ids for 4 images"),
-    "not_utf8": (lambda f: (f / "train_caps.txt").write_bytes(b"\xff\xfe\n" * 20), "train_caps.txt: not UTF-8"),
+    "not_utf8": (lambda f: (f / "train_caps.txt").write_bytes(b"\xff\xfe\n" * 20), "train_caps.txt: not utf-8"),
 }
 
 

@@ -1,4 +1,4 @@
-"""RES metrics (imc-loss-and-res.md §5.3) with golden MVR values reconstructed from Tables 7.1/7.3/7.4."""
+"""RES metrics (the IMC thesis (Chen 2023)) with golden MVR values reconstructed from Tables 7.1/7.3/7.4."""
 
 import warnings
 

@@ -214,24 +214,34 @@ def test_explain_writes_salience_pngs_for_3shnet_hits(runs, scenes, tmp_path):
     assert main(["search", "--index", str(vsepp_index), "a cube", "--topk", "1", "--explain", str(tmp_path / "v_png")]) == 2
 
 
-def test_explain_pair_hook_and_drawing():
-    class Hooked(ToyCrossAttention):
-        def explain_pair(self, image_batch, text_batch):
+def test_cross_attention_explanation_and_drawing():
+    """A pairwise model's ``explain`` word × region map gives the region salience and the word strengths;
+    a model without ``explain`` is refused by name in one line."""
+    class Explaining(ToyCrossAttention):
+        def explain(self, image_batch, text_batch):
             r = self.encode_images(image_batch)["regions"]
             w = self.encode_texts(text_batch)["words"]
-            attention = torch.softmax(torch.einsum("bkd,bld->blk", r, w), dim=-1)
-            return {"region_salience": attention.mean(1), "word_region": attention[:, 1:-1]}
+            return {"cross_attention": torch.softmax(torch.einsum("bkd,bld->blk", r, w), dim=-1)}
 
     from retrieval.data.pairs import TextEncoding
     from retrieval.data.vocab import Vocabulary
     from retrieval.search.explain import pair_explanation
 
     vocab = Vocabulary.build(["a red cube left of a blue sphere"], min_count=1)
-    model = Hooked(len(vocab), 16).eval()
-    retriever = Retriever(model, {"model": "hooked"}, TextEncoding("tokens", vocab=vocab), "unused")
+    model = Explaining(len(vocab), 16).eval()
+    retriever = Retriever(model, {"model": "explaining"}, TextEncoding("tokens", vocab=vocab), "unused")
     arrays = {"regions": np.random.default_rng(0).standard_normal((2, 6, 16)).astype(np.float32)}
     salience, strengths = pair_explanation(retriever, arrays, 1, "a red cube", None)
     assert salience.shape == (6,) and len(strengths) == 3 and np.isclose(salience.sum(), 1.0, atol=1e-5)
+    with torch.no_grad():
+        texts = next(iter(retriever.text_loader(["a red cube"], 1)))
+        images = next(iter(retriever.image_loader(arrays, 1, [1])))
+        attention = model.explain(images, texts)["cross_attention"][0]
+    assert strengths == attention[1:4].max(dim=1).values.tolist()   # word j: its best region (after <start>)
+    silent = Retriever(ToyCrossAttention(len(vocab), 16).eval(), {"model": "toy"}, TextEncoding("tokens", vocab=vocab),
+                       "unused")
+    with pytest.raises(UserError, match=r"^model 'toy' does not explain its outputs"):
+        pair_explanation(silent, arrays, 1, "a red cube", None)
     canvas = draw_hit(np.zeros((128, 192, 3), np.uint8), grid_boxes(192, 128)[:6], salience, "a red cube", strengths, "t")
     assert canvas.shape == (568, 768, 3) and canvas[:512].any()
 

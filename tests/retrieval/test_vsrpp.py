@@ -1,4 +1,4 @@
-"""VSR++ (retrieval-models.md §5): pairwise checks, the S_G + μ·S_L fusion, the caption loss, train + evaluate."""
+"""VSR++ (docs/retrieval.md): pairwise checks, the S_G + μ·S_L fusion, the caption loss, train + evaluate."""
 
 import pytest
 import torch
