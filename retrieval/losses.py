@@ -106,7 +106,7 @@ def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = No
                            band: str = "code", mu_down: float = 0.05, mu_up: float = 0.5) -> torch.Tensor:
     """IMC(V) of Eq. 5.4 without λ, for the local rows of one modality against `others` (default: themselves).
 
-    ``band="code"`` (the IMC thesis (Chen 2023), (public code CanonChen/IMC ``IntraLoss``)):
+    ``band="code"`` (the IMC thesis (Chen 2023) and its public code CanonChen/IMC, ``IntraLoss``):
       cosine — C = cos − I, keep μ_up < C < 1 − μ_down, return Σ C·keep / B (minimising pushes
       in-band pairs apart); l1/l2/msd — S = D with each row scaled to unit L2 norm, thresholds are
       the values of row 0 at sorted positions round(μ_down·N) and round(μ_up·N), keep s_down < S < s_up,
@@ -173,7 +173,7 @@ class RankingLoss(nn.Module):
     """MH (hardest negatives) or SH triplet + optional IMC, gathered across ranks (module docstring).
 
     `warmup_sum_epochs` epochs use the sum of hinges before switching to hardest negatives
-    ((public code XuriGe1995/3SHNet) ``vse_mean_warmup_epochs=1``); call `set_epoch` every epoch.
+    (the public 3SHNet code, ``vse_mean_warmup_epochs=1``); call `set_epoch` every epoch.
     Returns named terms: ``rank_i2t``, ``rank_t2i``, ``rank`` and, with IMC, the unweighted
     ``imc_image`` / ``imc_text`` plus ``imc`` = λ·(IMC(I) + IMC(T)).
     """

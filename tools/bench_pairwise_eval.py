@@ -147,7 +147,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="hire_i2t", choices=pairwise, help="pairwise model (default hire_i2t)")
     parser.add_argument("--config", default=None, help="packaged config (default: the model's tiny config)")
-    parser.add_argument("--paper-config", default=None, help="config for the FLOP projection (default: <stem>_coco)")
+    parser.add_argument("--paper-config", default=None, help="config for the FLOP projection (default: the model's coco config)")
     parser.add_argument("--images", type=int, default=200, help="images (captions = 5x; the issue asks 1000 if feasible)")
     parser.add_argument("--regions", type=int, default=36, help="regions per image (BUTD: 36)")
     parser.add_argument("--caption-length", type=int, default=20, help="longest caption (word pieces)")
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     assert max_diff <= TOLERANCE, f"tile and loop scores differ by {max_diff}"
     pairs = ours.size
     measured_flops = flops_per_pair(model, args.regions, args.caption_length, args.seed)
-    paper_name = args.paper_config or f"{stem}_coco"
+    paper_name = args.paper_config or MODELS.get(args.model).config_name("coco")
     paper_model, paper_config = build(args.model, paper_name, paper_bert_layers=1)
     paper_flops = flops_per_pair(paper_model, args.regions, args.caption_length, args.seed)
     report = {

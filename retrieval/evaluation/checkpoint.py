@@ -27,7 +27,7 @@ from retrieval.evaluation.similarity import PairwiseModel, compute_similarity, m
 from retrieval.models import load_model
 from shared.metrics.ranking import check_finite
 
-PAPER_RESULTS = Path(__file__).resolve().parent / "results" / "paper_results.yaml"
+PAPER_RESULTS = Path(__file__).resolve().parents[1] / "results" / "paper_results.yaml"
 PAPER_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
 REAL_DATASETS = ("f30k", "coco")
 #: tile memory budget of pairwise models per device type: on CPU, tiles past ~32 MB of working memory

@@ -63,7 +63,7 @@ class MeanQueryAttnPool(nn.Module):
     """Attention pooling of a set with its (masked) mean as the query (SMFEA Eq. 6.1–6.3).
 
     ``form="dot"`` (seed): α_i = softmax_i(mean(X)·x_i), out = Σ α_i x_i.
-    ``form="parametric"`` ((public code BruceW91/CVSE) ``V/T_single_modal_atten``; default, decision 'SMFEA attention pooling'):
+    ``form="parametric"`` (the public code BruceW91/CVSE, ``V/T_single_modal_atten``; default, decision 'SMFEA attention pooling'):
     a = softmax_i(fc3(drop(tanh(BN(fc1 x_i))) ⊙ drop(tanh(BN(fc2 mean(X)))))), out = Σ a_i x_i.
     The output is l2-normalised when `normalize` (CVSE).  Padded items get weight 0 and never enter
     the mean or the BatchNorm statistics.  ``forward(x, mask, return_weights=True)`` also returns the

@@ -1,7 +1,7 @@
 """SMFEA's consensus-aware concept (CAC) module — CVSE (H. Wang et al. 2020), which SMFEA reuses
 "with the same general parameters" (the thesis §6.3.2, §6.4.1; docs/retrieval.md, decision 'SMFEA CAC').
 
-Concrete form from (public code BruceW91/CVSE) (facts, not code, carried over):
+Concrete form from the public CVSE code, BruceW91/CVSE (facts, not code, carried over):
 * Concepts: the `num_concepts` (300) most frequent content words of the training captions; node inputs
   are their (fixed) word vectors; captions are labelled with the concepts they contain.
 * Concept graph from caption co-occurrence ("Complex" mode): P(j|i) = n_ij / n_i, rescaled

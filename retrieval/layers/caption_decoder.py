@@ -3,7 +3,7 @@ generation"; docs/retrieval.md–5.2, decision 'VSR++ caption target').
 
 L_generation = −Σ_t log p(y_t | y_{t−1}, V*; θ), teacher-forced on the ground-truth caption of the
 positive pair (decision 'VSR++ caption target'), captions truncated to `max_length` tokens (``<start> … <end>`` included).
-Architecture ((public code KunpengLi1994/VSRN) S2VT-attention sizes: hidden 512, word dim 300, input dropout
+Architecture (the public code KunpengLi1994/VSRN, S2VT-attention sizes: hidden 512, word dim 300, input dropout
 0.2, rnn dropout 0.5): memory m_i = W_m v*_i; h_0 = tanh(W_0 mean(V*)); h_t = GRU(Emb(y_{t−1}), h_{t−1});
 Luong global attention c_t = Σ_i softmax_i(h_t · m_i) m_i; logits = W_o Drop(tanh(W_c [h_t; c_t])).
 (our reading) The attention reads the GRU output (Luong et al. 2015, no input feeding), so the whole sequence
@@ -55,7 +55,7 @@ class CaptionDecoder(nn.Module):
              lengths: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of y_1..y_{n−1} given y_0..y_{n−2} (n = min(length, max_length)).
 
-        ``token_mean`` ((public code VSRN) ``LanguageModelCriterion``) averages over the valid target tokens;
+        ``token_mean`` (the public code VSRN, ``LanguageModelCriterion``) averages over the valid target tokens;
         ``sequence_sum`` (the slide's Σ_t) sums over each caption's tokens and averages over captions.
         """
         steps = min(tokens.shape[1], self.max_length) - 1

@@ -1,6 +1,6 @@
 """Fully connected graph reasoning and recurrent pieces shared by VSR++ and HSLM (docs/retrieval.md).
 
-* `RsGCN` — one region-relationship reasoning layer of VSRN (public code KunpengLi1994/VSRN ``Rs_GCN``), which
+* `RsGCN` — one region-relationship reasoning layer of VSRN (the public code KunpengLi1994/VSRN, ``Rs_GCN``), which
   is also HSLM's MGCN layer (HSLM paper Eq. 7–9, decision 'HSLM graph depth'): the affinity A = θ(X) φ(X)ᵀ / N of a fully connected
   graph, then X' = BN(W (A g(X))) + X.  The BatchNorm starts at zero, so a fresh layer is the identity.
 * `GraphReasoning` — a stack of `RsGCN` layers, each with its own affinity recomputed from the current

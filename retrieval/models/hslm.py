@@ -4,7 +4,7 @@ Image (§3.1, §3.3): regions → FC 2048→d1 (Xavier) → l2norm → MGCN (4 �
 → R* (K, d1).
 Text (§3.2–3.3): word ids → W_e (d2 = 300, learned, decision 'HSLM word embedding') → `WordSelfAttention` (Eq. 3–6, decision 'HSLM self-attention') → E_f →
 MGCN at d2 (Eq. 11, decision 'HSLM text graph width') → Bi-GRU d2→d1, directions averaged (Eq. 12–14) → l2norm → E* (M, d1).
-(public code VSRN / Paranioar/SGRAF) the l2-normalisation of R* and E* ("following [25]", "follow [7]").
+The public VSRN / SGRAF (Paranioar/SGRAF) codes fix the l2-normalisation of R* and E* ("following [25]", "follow [7]").
 Cross attention (§3.4, Eq. 15–16, decision 'HSLM cross attention'): F_jk = σ(γ t_jᵀ r*_k), a_j = Σ_k F_jk r*_k / Σ_k F_jk — one
 text-conditioned visual context per word (``cross_attention: softmax`` is SCAN/SGRAF's softmax_k(λ t_jᵀ r*_k)).
 Similarity (§3.5, Eq. 17–22): s_j = l2norm(W_l (a_j − t_j)²) per word (S_L), global Ê* = pool(E*),

@@ -4,7 +4,7 @@ Variants: ``region`` (36 BUTD regions + region mask) and ``grid`` (49 ResNeXt ce
 the region+grid ensemble averages the two models' similarity matrices at evaluation
 (`retrieval.evaluation.ensemble`), nothing to build here.
 
-Image tower (§4.2, concrete choices of the official code (public code XuriGe1995/3SHNet)):
+Image tower (thesis §8.3, concrete choices of the official code XuriGe1995/3SHNet):
   f     = FC(V)                                  Linear 2048→D, Xavier
   v     = f + MLP(2048, 512, D)(V)               VSE∞ region embedding
   sem   = VSeM(f, V^s)                           Eq. 8.1–8.3, sigmoid salience gates α

@@ -1,7 +1,7 @@
 """VSR++ — global visual semantic reasoning + local cross-modal attention (the VSR++ slides; docs/retrieval.md#vsr).
 
 The slides give the components and the fusion, not the layers; the layers follow our proposal
-(docs/retrieval.md#vsr) (VSRN (public code KunpengLi1994/VSRN) for the global branch, SCAN for the local one):
+(docs/retrieval.md#vsr): VSRN (the public code KunpengLi1994/VSRN) for the global branch, SCAN for the local one:
 
   regions (K, 2048) → FC (Xavier) → l2norm → `GraphReasoning` (4 × Rs_GCN) → l2norm → V* (K, D)
   V* → GRU(D, D) over the regions in detector order → last hidden → l2norm → g_I            (global image)

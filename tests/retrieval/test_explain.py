@@ -115,7 +115,7 @@ def test_cli_default_images_and_errors(scenes, checkpoints, tmp_path, capsys):
     assert main(["explain", "--checkpoint", str(checkpoints["3shnet"]), "--data", str(scenes), "--out", str(out),
                  "--quiet"]) == 0
     assert [image["index"] for image in json.loads(out.read_text())["images"]] == list(range(10))
-    with pytest.raises(UserError, match="'vsepp' has no interpretable outputs"):
+    with pytest.raises(UserError, match="model 'vsepp' does not explain its outputs"):
         export_explanations(checkpoints["vsepp"], scenes, progress=False)
     with pytest.raises(UserError, match="index 24 is out of range"):
         export_explanations(checkpoints["smfea"], scenes, "test", [1, 24], progress=False)

@@ -127,7 +127,7 @@ class DevScores:
     """Stands in for `retrieval.evaluation.checkpoint.split_similarity`: the real matrix, replaced per call by `plan`."""
 
     def __init__(self, plan):
-        from retrieval import evaluate as evaluate_module
+        from retrieval.evaluation import checkpoint as evaluate_module
 
         self.real, self.plan, self.calls = evaluate_module.split_similarity, list(plan), 0
 
@@ -145,10 +145,10 @@ class DevScores:
 
 
 def test_collapsed_epoch_is_logged_and_never_kept_as_best(scenes, tmp_path, monkeypatch, caplog, capsys):
-    from retrieval import evaluate as evaluate_module
+    from retrieval.evaluation import checkpoint as evaluate_module
 
     monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["real", "collapsed"]))
-    with caplog.at_level("WARNING", logger="retrieval.train"):
+    with caplog.at_level("WARNING", logger="shared.trainer"):
         best = train("vsepp", scenes, _config("vsepp_tiny"), tmp_path / "run", device="cpu", show_progress=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["dev_collapsed"] for r in rows] == [False, True]
@@ -157,11 +157,11 @@ def test_collapsed_epoch_is_logged_and_never_kept_as_best(scenes, tmp_path, monk
     assert meta["epoch"] == 0
     _, last = load_checkpoint(tmp_path / "run" / "last")
     assert last["epoch"] == 1
-    assert any("epoch 2/2: the dev scores collapsed" in r.getMessage() for r in caplog.records)
+    assert any("epoch 2 is not selectable: the dev scores collapsed" in r.getMessage() for r in caplog.records)
     assert "collapsed" not in capsys.readouterr().out  # logged, not printed
 
     monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["collapsed"]))
-    with pytest.raises(UserError, match="no epoch was kept as best .*last.safetensors$"):
+    with pytest.raises(UserError, match="no epoch could be selected .*see metrics.jsonl"):
         train("vsepp", scenes, _config("vsepp_tiny"), tmp_path / "flat", device="cpu", show_progress=False)
     assert not (tmp_path / "flat" / "best.safetensors").exists()
     _, last = load_checkpoint(tmp_path / "flat" / "last")
@@ -177,7 +177,7 @@ def test_collapsed_epoch_is_logged_and_never_kept_as_best(scenes, tmp_path, monk
 
 
 def test_non_finite_dev_matrix_stops_training_naming_the_epoch(scenes, tmp_path, monkeypatch):
-    from retrieval import evaluate as evaluate_module
+    from retrieval.evaluation import checkpoint as evaluate_module
 
     monkeypatch.setattr(evaluate_module, "split_similarity", DevScores(["real", "nan"]))
     with pytest.raises(UserError, match=r"^training epoch 2/2, dev split: the score matrix holds nan at row 2, column 3") as err:
