@@ -82,7 +82,7 @@ def caption_scores(model: torch.nn.Module, split: PrecompSplit, indices: Sequenc
 
 
 def retrieved_captions(row: np.ndarray, index: int, captions: Sequence[str], k: int = TOP_CAPTIONS) -> list[dict[str, Any]]:
-    """Top-`k` captions of image `index` by its score row; caption j is ground truth when j // 5 == index (§1.5)."""
+    """Top-`k` captions of image `index` by its score row; caption j is ground truth when j // 5 == index (the five captions per image of the F30K / COCO layouts)."""
     order = np.argsort(-row, kind="stable")[:k]
     return [{"caption": int(j), "text": captions[j], "score": float(row[j]), "ground_truth": int(j) // 5 == index}
             for j in order]

@@ -4,10 +4,10 @@
   margin 0.2, hardest in-batch negative per anchor (max of hinges) or the sum over negatives
   (sum of hinges, used for the 3SHNet code's first-epoch warm-up, decision 'hardest negatives').
 * `intra_modal_constraint` — IMC(V) of the IMC thesis (Chen 2023) Eq. 5.4 with the two band readings of
-  §3.4: ``band="code"`` (the authors' public code: cosine-similarity band, or row-normalised distances
+  the IMC thesis §5.2.2: ``band="code"`` (the authors' public code: cosine-similarity band, or row-normalised distances
   with row-0 rank-quantile thresholds) and ``band="literal"`` (Eq. 5.4 as printed: absolute band
   (μ_down, μ_up) on the distance δ, summed).  Both directions of each pair count, masks carry no
-  gradient, captions of the same image are not masked (§3.4 fact 4).
+  gradient, captions of the same image are not masked (the authors' code).
 * `RankingLoss` — the module every model uses: MH (or SH) + λ·IMC(I) + λ·IMC(T) (Eq. 5.3), with λ = 0
   reproducing plain MH exactly.
 
@@ -69,11 +69,11 @@ def hinge_costs(scores: torch.Tensor, positive_scores: torch.Tensor, positives: 
 
 def triplet_ranking_loss(images: torch.Tensor, texts: torch.Tensor, margin: float = 0.2, hardest: bool = True,
                          image_ids: torch.Tensor | None = None, gather: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bidirectional triplet loss (§1.6) of aligned (B, D) embeddings; returns (i2t, t2i) costs.
+    """Bidirectional triplet loss (VSE++ Eq. 4–5) of aligned (B, D) embeddings; returns (i2t, t2i) costs.
 
     Row i of `images` is paired with row i of `texts`; the score is the dot product (cosine for
     l2-normalised embeddings).  With `image_ids` every caption/image of the same image id is
-    excluded from the negatives (optional false-negative masking, §1.6 (our reading)).
+    excluded from the negatives (optional false-negative masking, our reading).
     """
     all_texts = all_gather_with_grad(texts) if gather else texts
     all_images = all_gather_with_grad(images) if gather else images
@@ -216,7 +216,7 @@ class RankingLoss(nn.Module):
     def from_scores(self, scores: torch.Tensor, image_ids: torch.Tensor | None = None,
                     images: torch.Tensor | None = None, texts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Named loss terms of a (B, B) in-batch score matrix of a pairwise model (row i = image i,
-        column j = caption j, pair i ↔ i), the same triplet as `forward` (§1.6).
+        column j = caption j, pair i ↔ i), the same triplet as `forward` (VSE++ Eq. 4–5).
 
         Pairwise scores cannot be gathered across ranks (the features are variable-length), so under
         DDP each rank's negatives are its local batch.  IMC (Eq. 5.4) needs per-item vectors: pass the

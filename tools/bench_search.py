@@ -1,4 +1,4 @@
-"""Benchmark: search backends and the 3SHNet speed protocol (issue #11 "Performance"), ratios within one run.
+"""Benchmark: search backends and the 3SHNet speed protocol, ratios within one run.
 
 1. **ANN vs exact** — ``--ann-size`` synthetic l2-normalised ``--dim``-d gallery vectors and
    ``--ann-queries`` queries from the same distribution (``--clusters`` Gaussian clusters of std

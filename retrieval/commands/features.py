@@ -4,7 +4,7 @@ Example: ``retrieval features --images photos/ --out data/mine detector.weights=
 writes ``data/mine/gallery_precomp/test_{ims,boxes,image_sizes,grid}.npy``, ``test_ids.txt`` and
 ``test_paths.txt``; ``--captions FILE`` (lines ``<image id><TAB><caption>``, 5 per image) adds
 ``test_caps.txt``.  Rerunning with the same --out extracts only new images.  Without weights in the config
-the detector keeps random weights (tests only).  Spec: docs/retrieval.md; docs/retrieval.md
+the detector keeps random weights (tests only).  Spec: docs/retrieval.md
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Builds, per split: dependency parses (resumable), text scene graphs (HiRE), SMFE
 their labels and label dictionaries (fitted on train), and region graphs from ``{split}_boxes.npy``.
 `--data` is a dataset root holding ``NAME_precomp/`` or ``NAME/precomp/`` (e.g. the output folder of
 `retrieval synth`, which writes ``synscenes_precomp/``), or the precomp folder itself.
-Sources: docs/retrieval.md, decision 'referral trees', §3.1; docs/retrieval.md
+Sources: docs/retrieval.md, decisions 'referral trees' and 'scene-graph edges'
 """
 
 from __future__ import annotations

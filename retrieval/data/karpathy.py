@@ -1,6 +1,6 @@
 """Karpathy split JSON (``dataset_coco.json`` / ``dataset_flickr30k.json``) as the caption source.
 
-Sources: docs/retrieval.md; docs/retrieval.md ("raw-image route").  Structure::
+Sources: docs/retrieval.md ("raw-image route").  Structure::
 
     {"images": [{"filename": ..., "split": "train|val|test|restval", "sentences": [{"raw": ...}, ...]}]}
 

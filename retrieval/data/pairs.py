@@ -46,7 +46,7 @@ class TextEncoding:
 
 
 def region_graph_item(split: PrecompSplit, index: int) -> torch.Tensor:
-    """(R, R) bool VSSG adjacency of image `index` (HiRE, docs/retrieval.md ②): IoU > 0.4 edges of
+    """(R, R) bool VSSG adjacency of image `index` (HiRE, docs/retrieval.md#hire): IoU > 0.4 edges of
     ``{split}_boxes.npy`` plus the ``{split}_scene_graphs.jsonl`` edges (when present) with their closure."""
     boxes = np.asarray(split.boxes[index])
     semantic = None

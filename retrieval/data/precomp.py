@@ -1,6 +1,6 @@
 """Pre-computed region features in the SCAN / VSE∞ "precomp" layout: find, validate, memory-map.
 
-Sources: docs/retrieval.md (visual inputs) and §1.4 (datasets); docs/retrieval.md
+Sources: docs/retrieval.md (visual inputs)
 
 Two public layouts hold the same files:
 
@@ -290,7 +290,7 @@ def read_scene_graphs(path: Path, n_images: int | None, n_regions: int) -> list[
     """Read ``{split}_scene_graphs.jsonl``: one ``{"edges": [[subj_region, "rel", obj_region], ...]}`` per image.
 
     `n_images` None: any number of records (the caller checks the count).
-    The visual scene graph feeds HiRE's semantic edges (docs/retrieval.md ②).
+    The visual scene graph feeds HiRE's semantic edges (docs/retrieval.md#hire).
     """
     graphs: list[list[tuple[int, str, int]]] = []
     try:

@@ -1,6 +1,6 @@
 """Caption tokenisation that needs no downloads, token-for-token equal to SCAN's ``nltk.word_tokenize``.
 
-Sources: docs/retrieval.md decision 'tokenisation' (lower-case, NLTK-style tokens); docs/retrieval.md
+Sources: docs/retrieval.md decision 'tokenisation' (lower-case, NLTK-style tokens)
 
 SCAN builds its vocabulary with ``nltk.word_tokenize(caption.lower())``: Punkt sentence splitting,
 then the Treebank-style `NLTKWordTokenizer` on each sentence.  The Treebank tokenizer needs no data.

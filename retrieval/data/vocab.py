@@ -1,6 +1,6 @@
 """Word vocabulary for the GRU text encoders (SMFEA, VSR++, HSLM), built from training captions only.
 
-Sources: docs/retrieval.md and decision 'tokenisation'; docs/retrieval.md (SCAN ``vocab.py``: count ≥ 4,
+Sources: docs/retrieval.md and decision 'tokenisation' (SCAN ``vocab.py``: count ≥ 4,
 ``<pad>``=0 ``<start>``=1 ``<end>``=2 ``<unk>``=3, JSON ``{word2idx, idx2word, idx}``).  Unlike
 SCAN (train + dev) and VSE++ (incl. test), only the captions passed in are counted: pass the train
 split's captions.

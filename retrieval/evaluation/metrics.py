@@ -17,7 +17,7 @@ Protocols: `f30k` (1,000 images × 5,000 captions), `coco5k` (5,000 × 25,000 in
 metric is averaged over the folds and rSum is computed from the averaged recalls, not copied from
 the SCAN-lineage print, which shows 2 × the i2t recall sum) and `full` (any N × C·N matrix in one
 pass; used for SynScenes and validation subsets).  The thesis reports "5-folder 1K and full 5K
-test sets" (§2.3.3).
+test sets" (thesis §2.3.3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Referring-expression segmentation metrics (the IMC thesis (Chen 2023)): IoU, mean IoU, overall IoU,
+"""Referring-expression segmentation metrics (the IMC thesis (Chen 2023), Ch. 7): IoU, mean IoU, overall IoU,
 P@K and the multi-view robustness score MVR (Eq. 7.1–7.4) with its companion drop measures."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _pairs(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """IoU_i = |P_i ∩ G_i| / |P_i ∪ G_i| per sample for (N, H, W) (or one (H, W)) binary masks (§5.3).
+    """IoU_i = |P_i ∩ G_i| / |P_i ∪ G_i| per sample for (N, H, W) (or one (H, W)) binary masks (IMC thesis §7.3, Table 7.1).
 
     Two empty masks agree perfectly: IoU = 1.
     """
@@ -34,18 +34,18 @@ def mask_iou(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def mean_iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """MIoU = (1/N) Σ_i IoU_i (§5.3)."""
+    """MIoU = (1/N) Σ_i IoU_i (IMC thesis §7.3, Table 7.1)."""
     return float(np.mean(mask_iou(pred, gt)))
 
 
 def overall_iou(pred: np.ndarray, gt: np.ndarray) -> float:
-    """OIoU = Σ_i |P_i ∩ G_i| / Σ_i |P_i ∪ G_i| (§5.3, cumulative over the test set)."""
+    """OIoU = Σ_i |P_i ∩ G_i| / Σ_i |P_i ∪ G_i| (IMC thesis §7.3, Table 7.1, cumulative over the test set)."""
     inter, union = _pairs(pred, gt)
     return float(inter.sum() / union.sum()) if union.sum() else 1.0
 
 
 def precision_at(ious: np.ndarray, thresholds: Sequence[float] = PRECISION_THRESHOLDS) -> dict[float, float]:
-    """P@K = percentage of samples with IoU strictly greater than K (§5.3, "bigger than")."""
+    """P@K = percentage of samples with IoU strictly greater than K (IMC thesis §7.3, Table 7.1, "bigger than")."""
     ious = np.asarray(ious, dtype=np.float64)
     return {float(k): float(100.0 * np.mean(ious > k)) for k in thresholds}
 
@@ -77,11 +77,11 @@ def mvr(view_iou: Mapping[tuple[int, int], float], centre_iou: float, centre: tu
 
 
 def mean_relative_drop(view_iou: Mapping[tuple[int, int], float], centre_iou: float, centre: tuple[int, int] = (5, 5)) -> float:
-    """(1/|V|) Σ_v (1 − Q_v) over the non-centre views (§5.3, companion to MVR)."""
+    """(1/|V|) Σ_v (1 − Q_v) over the non-centre views (IMC thesis §7.3, Table 7.1, companion to MVR)."""
     drops = [1 - q for q, _ in _view_ratios(view_iou, centre_iou, centre)]
     return float(np.mean(drops))
 
 
 def weighted_relative_drop(view_iou: Mapping[tuple[int, int], float], centre_iou: float, centre: tuple[int, int] = (5, 5)) -> float:
-    """Σ_v (1 − Q_v) / Dist_v over the non-centre views (§5.3, companion to MVR)."""
+    """Σ_v (1 − Q_v) / Dist_v over the non-centre views (IMC thesis §7.3, Table 7.1, companion to MVR)."""
     return float(sum((1 - q) / dist for q, dist in _view_ratios(view_iou, centre_iou, centre)))

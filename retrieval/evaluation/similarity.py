@@ -1,4 +1,4 @@
-"""Exact similarity matrices for the two model interfaces (docs/retrieval.md; anchors §3.1–§3.2).
+"""Exact similarity matrices for the two model interfaces (docs/retrieval.md).
 
 The evaluator and the search index talk to models only through these two protocols:
 
@@ -7,7 +7,7 @@ The evaluator and the search index talk to models only through these two protoco
 * `PairwiseModel` — per-item features are encoded once, then (image block × caption block) tiles
   are scored by one batched `forward_sim` call each; the tile shape comes from a memory budget.
   There is never a per-caption Python loop, and the result does not depend on the tiling as long
-  as the model scores every (image, caption) pair independently (anchors §3.2).
+  as the model scores every (image, caption) pair independently.
 
 Features returned by `encode_images`/`encode_texts` are a tensor or a mapping of tensors, all with
 the batch as first dimension.  Variable-length items (captions) are zero-padded; when encoded
@@ -159,7 +159,7 @@ def _concat(pieces: list[Features]) -> Features:
 def estimate_pair_bytes(image_bank: FeatureBank, text_bank: FeatureBank, factor: int = 4) -> int:
     """Working memory per (image, caption) pair when the model gives none: `factor` float32 copies
     of one image's plus one caption's features (a cross-attention pair materialises the attended
-    context, of the order of either item's features; anchors §3.2 "GPU memory per block")."""
+    context, of the order of either item's features "GPU memory per block")."""
     return 4 * factor * (image_bank.item_numel() + text_bank.item_numel())
 
 
@@ -181,7 +181,7 @@ def pairwise_similarity(
     tile: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """(N_img, N_cap) float32 scores of a pairwise model over tiles (anchors §3.2, done batched).
+    """(N_img, N_cap) float32 scores of a pairwise model over tiles.
 
     Items are encoded once; each tile is one `forward_sim(image_block, caption_block)` call.
     The tile shape is `tile` if given, else derived from `memory_budget_mb` and the model's

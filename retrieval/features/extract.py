@@ -83,9 +83,9 @@ class RegionsConfig:
     num_boxes: int = bounded(minimum=1)
     class_nms_thresh: float = bounded(minimum=0.0, maximum=1.0)
     score_floor: float = bounded(minimum=0.0, maximum=1.0)
-    fill: Literal["whole_image", "repeat_last"] = "whole_image"
     roi_output: int = bounded(minimum=1)
     sampling_ratio: int = bounded(minimum=0)
+    fill: Literal["whole_image", "repeat_last"] = "whole_image"
 
 
 @dataclass(frozen=True)
@@ -228,7 +228,7 @@ class RegionGridExtractor(nn.Module):
             chosen = fill_boxes(proposals[i][order], s.num_boxes, height, width, s.fill)
             cells = roi_align(c5[i : i + 1], [chosen], output_size=s.roi_output, spatial_scale=1.0 / C5_STRIDE,
                               sampling_ratio=s.sampling_ratio, aligned=True)
-            feats.append(cells.mean(dim=(2, 3)))  # the average-pooled 2,048-d region feature (§1.2)
+            feats.append(cells.mean(dim=(2, 3)))  # the average-pooled 2,048-d region feature (the BUTD precomp layout)
             valid = c5[i, :, : math.ceil(height / C5_STRIDE), : math.ceil(width / C5_STRIDE)]
             grids.append(F.adaptive_avg_pool2d(valid, GRID_SIDE).flatten(1).T)
             scale = chosen.new_tensor([orig_w / width, orig_h / height, orig_w / width, orig_h / height])

@@ -1,5 +1,5 @@
 """VSR++'s text generation module: an attention GRU captioner on the reasoned regions V* (VSR++ paper "Caption
-generation"; docs/retrieval.md–5.2, decision 'VSR++ caption target').
+generation"; docs/retrieval.md, decision 'VSR++ caption target').
 
 L_generation = −Σ_t log p(y_t | y_{t−1}, V*; θ), teacher-forced on the ground-truth caption of the
 positive pair (decision 'VSR++ caption target'), captions truncated to `max_length` tokens (``<start> … <end>`` included).

@@ -1,4 +1,4 @@
-"""Generalised pooling operator (GPO, VSE∞ — J. Chen et al. 2021), used by 3SHNet and VSE∞ (§1.7).
+"""Generalised pooling operator (GPO, VSE∞ — J. Chen et al. 2021), used by 3SHNet and VSE∞ (VSE∞ §3.2).
 
 For a set of N features with a valid length n: positions 0..n−1 get a sinusoidal encoding (d_pe = 32),
 a Bi-GRU (hidden 32, directions averaged) turns it into one score per position, weights =

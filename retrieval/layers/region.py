@@ -1,7 +1,7 @@
 """Region (and grid-cell) feature encoders on pre-extracted 2048-d features (docs/retrieval.md).
 
 `RegionEncoder`: f = FC(v) (Xavier-uniform weights, zero bias, as CVSE / VSE∞ ``EncoderImagePrecomp``);
-with `mlp_hidden` the VSE∞ "basic + MLP" embedding v = f + MLP(in, hidden, out)(v) (3SHNet §4.2
+with `mlp_hidden` the VSE∞ "basic + MLP" embedding v = f + MLP(in, hidden, out)(v) (3SHNet, thesis §8.3
 "Region embedding").  The MLP runs on valid regions only, so padding never reaches its BatchNorm.
 """
 

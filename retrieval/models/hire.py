@@ -7,15 +7,15 @@ Per item (computed once, `encode_images` / `encode_texts`):
   V = FC(regions) (2048→D_v), T = FC(BERT(words)) (768→D_s)                 §7.3
   V^A = VSA(V), T^A = TSA(T)      multi-head self-attention, D = 256, L = 16   Eq. 7.1–7.5 (decision 'HiRE self-attention')
   V^G = R-GCN(V^A, E)             VSSG: IoU > μ + scene-graph edges, learned E   Eq. 7.6–7.7 (decision 'HiRE graph normalisation')
-  V̄ = mean V^G, T̄ = mean T^A                                                 §7.3 (decision 'HiRE globals')
+  V̄ = mean V^G, T̄ = mean T^A                                                 thesis §7.3 (decision 'HiRE globals')
 Per pair (`forward_sim`, one batched call per tile), written for i2t (t2i swaps the roles: words
 attend over regions, gated by V̄):
   β_ij = softmax_j(λ cos(v_i, t^A_j)),  q^t_i = Σ_j β_ij t^A_j                 Eq. 7.8–7.9
   v^F_i = ReLU(W1(v_i ⊙ tanh(W2 q^t_i) + W3 q^t_i)) + v_i      twice (LLII)      Eq. 7.10 (decision 'HiRE fusion input')
   r_i = σ(Σ (W^r v^F_i ⊙ T̄)),  v^O_i = r_i v^F_i + v^F_i + ReLU(v_i)            Eq. 7.11–7.12 (decision 'HiRE gate')
   s(I, S) = cos(mean_i v^O_i, T̄)                                               §7.4.2
-Loss: triplet on s (Eq. 7.13) + L_add = triplet on cos(mean V^G, mean T^A) (§7.4.3, decision 'HiRE L_add').
-Training masks 10 % of the words (replaced by [MASK]) (§7.5.1).
+Loss: triplet on s (Eq. 7.13) + L_add = triplet on cos(mean V^G, mean T^A) (thesis §7.4.3, decision 'HiRE L_add').
+Training masks 10 % of the words (replaced by [MASK]) (thesis §7.5.1).
 
 Exact tiling.  W2 q^t_i = Σ_j β_ij (W2 t_j) because Σ_j β_ij = 1 (bias included), so `forward_sim`
 projects each context item once per tile and only mixes the projections per pair; the gate's
@@ -74,7 +74,7 @@ class HiREConfig:
 
 
 def mask_words(input_ids: torch.Tensor, attention_mask: torch.Tensor, rate: float, mask_id: int) -> torch.Tensor:
-    """§7.5.1 augmentation: each word piece between [CLS] and [SEP] becomes `mask_id` with probability `rate`."""
+    """Thesis §7.5.1 augmentation: each word piece between [CLS] and [SEP] becomes `mask_id` with probability `rate`."""
     valid = attention_mask.to(torch.bool)
     lengths = valid.sum(dim=1, keepdim=True)
     position = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
@@ -318,7 +318,7 @@ class HiRE(PairwiseRetrievalModel):
 
     # ------------------------------------------------------------------ losses
     def auxiliary_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
-        """L_add (§7.4.3, decision 'HiRE L_add'): the same triplet on cos(l2norm(mean V^G), l2norm(mean T^A)), unweighted."""
+        """L_add (thesis §7.4.3, decision 'HiRE L_add'): the same triplet on cos(l2norm(mean V^G), l2norm(mean T^A)), unweighted."""
         scores = image_out["pooled"] @ text_out["pooled"].T
         return {"add": self.loss.from_scores(scores, batch.get("image_ids"))["rank"]}
 

@@ -12,7 +12,7 @@ R̂*_a = pool(a_1..a_M) (mean-query attention pooling, the seed's dot form by de
 S* = [s_G; s_1..s_M].  Head (decision 'HSLM similarity head') ``saf`` = SGRAF's SAF: gate_k = σ(BN(w·S*_k)), w_k = gate_k / Σ gate,
 s = l2norm(Σ_k w_k S*_k), score = σ(FC(s)); ``literal`` = Eq. 21–22 per vector: S_A,k = σ(W_S S*_k) ⊙ S*_k,
 score = FC(mean_k S_A,k).
-Loss (§3.6): the bidirectional hardest-negative triplet, margin 0.2, on the learned score.
+Loss (HSLM paper §3.6): the bidirectional hardest-negative triplet, margin 0.2, on the learned score.
 
 The SAF gates of the words are HSLM's word-level interpretability output (`score_details`; `retrieval explain`).
 """

@@ -8,7 +8,7 @@ Trees: V^D / S^D → VCS-/TCS-Tree (`tree_lstm.StructuredTreeEncoder`, hidden 12
 symmetric decision 'SMFEA text tree residual' reading).
 CAC: CVSE consensus concepts (`cac.ConsensusConcepts`) → V^C / S^C and concept distributions.
 Fusion: V^F = l2norm(β_d V^D + β_t l2norm(V^T) + β_c V^C), β = (0.6, 0.2, 0.2) (Eq. 6.15–6.16; each term
-l2-normalised, §2.1(f) (our reading)); the score is cos(V^F, S^F).
+l2-normalised: our reading); the score is cos(V^F, S^F).
 Losses (Eq. 6.17–6.20 + decision 'SMFEA CAC'): rank(V^F, S^F) + tree_ce + tree_kl + cac_kl, all weights 1:
 tree_ce = Σ_nodes CE(y^V, z) + CE(y^S, z) (mean over the batch), tree_kl = Σ_nodes KL(P^V ‖ P^S)
 (mean over the batch, gradients to both trees, decision 'tree KL'), cac_kl = CVSE's summed KL.

@@ -1,6 +1,6 @@
 """One dependency-parse structure for every parser backend, and the backend interface.
 
-Sources: docs/retrieval.md decision 'referral trees' and decision 'offline parsers' (pluggable parsers); docs/retrieval.md
+Sources: docs/retrieval.md decision 'referral trees' and decision 'offline parsers' (pluggable parsers)
 
 Relations use Universal Dependencies v2 names.  Prepositions are ``case`` dependents of their noun,
 which attaches to the verb (``obl``) or noun (``nmod``) it modifies, as in UD; backends with other

@@ -1,7 +1,7 @@
 """Caption-structure caches of a precomp dataset, built once: parses, scene graphs, trees, region graphs.
 
 Sources: docs/retrieval.md decision 'referral trees' ("cache trees offline, one JSON line per caption"), decision 'scene-graph edges' ("precompute
-and cache a (36, 36) bool adjacency per image") and §8 item 2 (versioned caches built once).
+and cache a (36, 36) bool adjacency per image") (versioned caches, built once).
 
 Layout under ``ROOT`` (default ``{precomp dir}/parse_cache``)::
 

@@ -1,6 +1,6 @@
 """HiRE's visual region graph: IoU > μ spatial edges plus optional scene-graph (semantic) edges.
 
-Sources: docs/retrieval.md ② (VSSG, μ = 0.4; semantic edges from a visual scene graph, labels
+Sources: docs/retrieval.md#hire (VSSG, μ = 0.4; semantic edges from a visual scene graph, labels
 unused; closure "high IoU with i and a relation with p → edge (i, p)") and ambiguity decision 'scene-graph edges' (scene-graph
 boxes map to the region of maximum IoU, skipped below 0.5; symmetric edges).  Everything is
 vectorised over images and region pairs; boxes are ``x0, y0, x1, y1``.
@@ -50,7 +50,7 @@ def region_adjacency(
     closure: bool = True,
     self_loops: bool = True,
 ) -> np.ndarray:
-    """Region graph of (N, R, 4) or (R, 4) boxes → bool (N, R, R) or (R, R), docs/retrieval.md ②.
+    """Region graph of (N, R, 4) or (R, 4) boxes → bool (N, R, R) or (R, R), docs/retrieval.md#hire.
 
     Spatial edge (i, j) iff IoU > `threshold` (strict).  `semantic` (same shape as the output, e.g. from
     `scene_graph_adjacency`) adds scene-graph edges, and with `closure` the edges (i, p) where i overlaps

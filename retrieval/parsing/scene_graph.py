@@ -1,7 +1,7 @@
 """Textual scene graph of a caption: entities with attributes and (subject, relation, object) triples.
 
-Sources: docs/retrieval.md ② (HiRE's textual graph, an ablation) and §2.4 decision 'referral trees' (the triples the
-SMFEA referral tree is built from); docs/retrieval.md-6.2 (rule-based scene-graph parsing over
+Sources: docs/retrieval.md#hire (HiRE's textual graph, an ablation) and decision 'referral trees' (the triples the
+SMFEA referral tree is built from); docs/retrieval.md (rule-based scene-graph parsing over
 a dependency parse, in the spirit of the Stanford / vacancy SceneGraphParser rules).
 
 Rules over the UD `Parse` of `retrieval.parsing.base` (written by us):

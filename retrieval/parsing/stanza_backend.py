@@ -1,6 +1,6 @@
 """Stanza dependency parser backend, used when stanza's English models are installed locally.
 
-Sources: docs/retrieval.md decision 'referral trees', decision 'offline parsers'; docs/retrieval.md; docs/retrieval.md, decision 'offline weights' (no stanza
+Sources: docs/retrieval.md decision 'referral trees', decision 'offline parsers'; docs/retrieval.md, decision 'offline weights' (no stanza
 model is on PyPI and ``stanza.download`` needs the internet, so the models folder must already exist;
 ``download_method=None`` makes a missing folder fail at once).  Stanza already speaks UD v2, so the
 conversion only flattens the sentences of a caption into one `Parse` with 0-based heads.

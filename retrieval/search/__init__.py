@@ -1,4 +1,4 @@
-"""Searchable galleries for trained retrieval models (issue #11; docs/retrieval.md–§8.6).
+"""Searchable galleries for trained retrieval models (docs/retrieval.md).
 
 `Retriever` (what `retrieval.load` returns) encodes images and captions and scores pairs;
 `Index` stores l2-normalised two-tower embeddings with per-row metadata behind an exact or FAISS

@@ -2,7 +2,7 @@
 
 Mirrors the command line (docs/retrieval.md): ``encode_images`` (a precomp split, a
 feature array or a mapping of feature arrays) and ``encode_texts`` (raw strings) give l2-normalised
-embeddings of a two-tower model (§1.1: the cosine is their dot product); ``score(images, texts)``
+embeddings of a two-tower model (docs/retrieval.md, "The model boundary": the cosine is their dot product); ``score(images, texts)``
 gives the (images × texts) score matrix for either family — two-tower by dot products, pairwise
 (cross-attention) by batched ``forward_sim`` tiles (`retrieval.evaluation.similarity`).
 

@@ -68,7 +68,7 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
 
 
 def karpathy_entry(image_id: int, split: str, captions: Sequence[str], tokens: Sequence[Sequence[str]]) -> dict:
-    """One `images[]` entry of a Karpathy-style dataset JSON (anchors §2.1 "Raw-image route")."""
+    """One `images[]` entry of a Karpathy-style dataset JSON (the public codes "Raw-image route")."""
     sentids = [image_id * len(captions) + k for k in range(len(captions))]
     return {
         "filepath": "images",
