@@ -10,7 +10,7 @@ seg_maps (B, 64, 64) in [0, 133) and category one-hots; GRU ``tokens``/``lengths
 ``input_ids``/``attention_mask`` of up to ``--caption-length`` ids; SMFEA's (B, 7) referral-tree
 labels (leaf nodes in [0, num_fragments], relation nodes in [0, num_relations]).
 
-* training: forward, ``compute_losses(...)["total"]`` backward (gradient clipping as configured)
+* training: forward, ``training_losses(outputs, batch)["total"]`` backward (gradient clipping as configured)
   and an optimizer step of the trainer's optimizer (`shared.schedule.make_optimizer`: Adam or
   AdamW with the config's lr scales) at ``train.batch_size`` for tiny configs and
   ``--paper-train-batch`` (32) for paper configs;

@@ -147,17 +147,12 @@ class TwoTowerRetrievalModel(RetrievalModel):
         """Both towers on an aligned batch: ``{"image": image_outputs, "text": text_outputs}``."""
         return {"image": self.image_outputs(batch["images"]), "text": self.text_outputs(batch["texts"])}
 
-    def compute_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
-        """Every named loss term (ranking, IMC, auxiliaries; each logged separately) and ``total``.
-
-        total = rank [+ λ·IMC] + Σ_name aux_weights[name] · aux[name].
-        """
+    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
+        """Every named loss term of ``outputs = self(batch)`` (ranking, IMC, auxiliaries; each logged
+        separately) and ``total`` = rank [+ λ·IMC] + Σ_name aux_weights[name] · aux[name]."""
+        image_out, text_out = outputs["image"], outputs["text"]
         terms = self.loss(image_out["embedding"], text_out["embedding"], batch.get("image_ids"))
         return self.add_auxiliary(terms, self.loss.total(terms), image_out, text_out, batch)
-
-    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
-        """`compute_losses` of the two tower outputs of ``self(batch)``."""
-        return self.compute_losses(outputs["image"], outputs["text"], batch)
 
 
 class PairwiseRetrievalModel(RetrievalModel):
@@ -190,14 +185,10 @@ class PairwiseRetrievalModel(RetrievalModel):
         text_feats = self.encode_texts(batch["texts"])
         return {"image": image_feats, "text": text_feats, "scores": self.forward_sim(image_feats, text_feats)}
 
-    def compute_losses(self, image_feats: Outputs, text_feats: Outputs, batch: dict[str, Any],
-                       scores: torch.Tensor | None = None) -> Outputs:
-        """Triplet on the in-batch scores (the VSE++ hinge triplet) [+ λ·IMC] + weighted auxiliary terms, and ``total``."""
-        scores = self.forward_sim(image_feats, text_feats) if scores is None else scores
-        images, texts = self.pooled(image_feats, text_feats)
-        terms = self.loss.from_scores(scores, batch.get("image_ids"), images, texts)
-        return self.add_auxiliary(terms, self.loss.total(terms), image_feats, text_feats, batch)
-
     def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
-        """`compute_losses` with the scores already computed in ``forward``."""
-        return self.compute_losses(outputs["image"], outputs["text"], batch, outputs["scores"])
+        """The hinge triplet on the in-batch scores ``forward`` computed [+ λ·IMC] + weighted auxiliary
+        terms, and ``total``."""
+        image_feats, text_feats = outputs["image"], outputs["text"]
+        images, texts = self.pooled(image_feats, text_feats)
+        terms = self.loss.from_scores(outputs["scores"], batch.get("image_ids"), images, texts)
+        return self.add_auxiliary(terms, self.loss.total(terms), image_feats, text_feats, batch)

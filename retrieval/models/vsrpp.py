@@ -171,12 +171,12 @@ class VSRPP(PairwiseRetrievalModel):
         """(B, D) g_T, the caption side of `global_image_embeddings`."""
         return self.encode_texts(texts)["global"]
 
-    def compute_losses(self, image_feats: Outputs, text_feats: Outputs, batch: dict[str, Any],
-                       scores: torch.Tensor | None = None) -> Outputs:
+    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
         """``fusion: similarity`` — the base triplet on S (decision 'VSR++ fusion'); ``fusion: loss`` — the slides'
         "Fusion-loss" ablation: one triplet on S_G plus one on S_L (scores still fused at test time)."""
         if self.fusion == "similarity":
-            return super().compute_losses(image_feats, text_feats, batch, scores)
+            return super().training_losses(outputs, batch)
+        image_feats, text_feats = outputs["image"], outputs["text"]
         global_scores, local_scores = self.similarity_parts(image_feats, text_feats)
         images, texts = self.pooled(image_feats, text_feats)
         ids = batch.get("image_ids")

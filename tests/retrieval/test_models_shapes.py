@@ -43,7 +43,7 @@ def test_smfea_named_outputs():
         assert out[side]["relation_logits"].shape == (B, 3, 17)
         assert out[side]["concept_scores"].shape == (B, 16)
         assert torch.allclose(out[side]["concept_scores"].sum(dim=1), torch.ones(B), atol=1e-5)
-    losses = model.compute_losses(out["image"], out["text"], pair_batch(B))
+    losses = model.training_losses(out, pair_batch(B))
     assert set(losses) == {"rank_i2t", "rank_t2i", "rank", "tree_ce", "tree_kl", "cac_kl", "total"}
     assert all(torch.isfinite(v) for v in losses.values())
 
@@ -73,7 +73,7 @@ def test_smfea_tree_labels_must_fit_the_dictionaries():
     batch = pair_batch(B)
     out = model(batch)
     with pytest.raises(ValueError, match="num_fragments"):
-        model.compute_losses(out["image"], out["text"], batch)
+        model.training_losses(out, batch)
     del batch["texts"]["tree_labels"]
     with pytest.raises(KeyError, match="tree_labels"):
-        model.compute_losses(out["image"], out["text"], batch)
+        model.training_losses(out, batch)

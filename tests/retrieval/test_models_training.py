@@ -24,7 +24,7 @@ def test_gradients_reach_every_parameter(key):
     model = tiny_model(key).train()
     batch = pair_batch(6)
     out = model(batch)
-    losses = model.compute_losses(out["image"], out["text"], batch)
+    losses = model.training_losses(out, batch)
     losses["total"].backward()
     missing = [name for name, p in model.named_parameters()
                if p.requires_grad and (p.grad is None or not torch.any(p.grad != 0))]
@@ -49,7 +49,7 @@ def test_overfits_a_32_pair_batch(key):
     recalls = (0.0, 0.0)
     for step in range(1, 121):
         out = model(batch)
-        loss = model.compute_losses(out["image"], out["text"], batch)["total"]
+        loss = model.training_losses(out, batch)["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
