@@ -18,7 +18,7 @@ a model must carry its own lengths or masks inside the features.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
+from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 import torch
