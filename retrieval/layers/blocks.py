@@ -5,7 +5,7 @@
   outputs never see padding (a padded region or word can never change a score, even in training).
 * `MaskedBatchNorm` — BatchNorm1d over the valid tokens of a (B, N, D) set.
 * `MeanQueryAttnPool` — SMFEA Eq. 6.1–6.3 / HSLM §3.5 attention pooling with the set mean as query,
-  in the seed's dot-product form or CVSE's parametric form (ambiguity decision 'SMFEA attention pooling').
+  in the seed's dot-product form or CVSE's parametric form (decision 'SMFEA attention pooling').
 * `SmoothedAttention` — λ-smoothed softmax attention of HiRE Eq. 7.8–7.9 and 3SHNet Eq. 8.7–8.9.
 """
 
@@ -106,7 +106,7 @@ class SmoothedAttention(nn.Module):
     """β_ij = softmax_j(λ·c_ij), out_i = Σ_j β_ij v_j (3SHNet Eq. 8.7–8.9, HiRE Eq. 7.8–7.9).
 
     c_ij is the cosine of q_i and k_j (``similarity="cosine"``, the seed) or q_i·k_j/√d
-    (``"scaled_dot"``, the 3SHNet code; ambiguity decision '3SHNet similarity').  Parameter-free; values default to keys.
+    (``"scaled_dot"``, the 3SHNet code; decision '3SHNet similarity').  Parameter-free; values default to keys.
     `forward` returns (out, β): the attention map is an output, for interpretability exports.
     """
 

@@ -1,7 +1,7 @@
 """HiRE's visual region graph: IoU > μ spatial edges plus optional scene-graph (semantic) edges.
 
 Sources: docs/retrieval.md#hire (VSSG, μ = 0.4; semantic edges from a visual scene graph, labels
-unused; closure "high IoU with i and a relation with p → edge (i, p)") and ambiguity decision 'scene-graph edges' (scene-graph
+unused; closure "high IoU with i and a relation with p → edge (i, p)") and decision 'scene-graph edges' (scene-graph
 boxes map to the region of maximum IoU, skipped below 0.5; symmetric edges).  Everything is
 vectorised over images and region pairs; boxes are ``x0, y0, x1, y1``.
 """
