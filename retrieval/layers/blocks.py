@@ -5,7 +5,7 @@
   outputs never see padding (a padded region or word can never change a score, even in training).
 * `MaskedBatchNorm` — BatchNorm1d over the valid tokens of a (B, N, D) set.
 * `MeanQueryAttnPool` — SMFEA Eq. 6.1–6.3 / HSLM §3.5 attention pooling with the set mean as query,
-  in the seed's dot-product form or CVSE's parametric form (decision 'SMFEA attention pooling').
+  in the thesis' dot-product form or CVSE's parametric form (decision 'SMFEA attention pooling').
 * `SmoothedAttention` — λ-smoothed softmax attention of HiRE Eq. 7.8–7.9 and 3SHNet Eq. 8.7–8.9.
 """
 
@@ -62,7 +62,7 @@ class MaskedBatchNorm(nn.Module):
 class MeanQueryAttnPool(nn.Module):
     """Attention pooling of a set with its (masked) mean as the query (SMFEA Eq. 6.1–6.3).
 
-    ``form="dot"`` (seed): α_i = softmax_i(mean(X)·x_i), out = Σ α_i x_i.
+    ``form="dot"`` (the thesis): α_i = softmax_i(mean(X)·x_i), out = Σ α_i x_i.
     ``form="parametric"`` (the public code BruceW91/CVSE, ``V/T_single_modal_atten``; default, decision 'SMFEA attention pooling'):
     a = softmax_i(fc3(drop(tanh(BN(fc1 x_i))) ⊙ drop(tanh(BN(fc2 mean(X)))))), out = Σ a_i x_i.
     The output is l2-normalised when `normalize` (CVSE).  Padded items get weight 0 and never enter
@@ -105,7 +105,7 @@ class MeanQueryAttnPool(nn.Module):
 class SmoothedAttention(nn.Module):
     """β_ij = softmax_j(λ·c_ij), out_i = Σ_j β_ij v_j (3SHNet Eq. 8.7–8.9, HiRE Eq. 7.8–7.9).
 
-    c_ij is the cosine of q_i and k_j (``similarity="cosine"``, the seed) or q_i·k_j/√d
+    c_ij is the cosine of q_i and k_j (``similarity="cosine"``, the thesis) or q_i·k_j/√d
     (``"scaled_dot"``, the 3SHNet code; decision '3SHNet similarity').  Parameter-free; values default to keys.
     `forward` returns (out, β): the attention map is an output, for interpretability exports.
     """

@@ -9,7 +9,7 @@ A fixed three-layer binary tree of M = 7 nodes, indexed 1–7 in in-order traver
 Evaluation order: leaves {1,3,5,7} → {2 ← (1,3), 6 ← (5,7)} → {4 ← (2,6)}.
 Node inputs are separate projections of the instance vector, x̂_t = W^o_t V^D (Eq. 6.5; decision 'SMFEA region projection': D → D).
 The cell is the Child-Sum Tree-LSTM (decision 'SMFEA tree cell' default: one forget gate per child,
-c_t = i_t⊙u_t + Σ_k f_tk⊙c_k, f_tk = σ(W^f x_t + U^f h_k)) or the seed's literal form (Eq. 6.6–6.11
+c_t = i_t⊙u_t + Σ_k f_tk⊙c_k, f_tk = σ(W^f x_t + U^f h_k)) or the thesis' literal form (Eq. 6.6–6.11
 with the U^f/U^i typo fixed: f_t = σ(W^f x_t + U^f h̃_t), c_t = i_t⊙c̃_t + f_t⊙Σ_k f_k⊙c_k with f_k the
 child's own forget gate; leaves have f_k from their own step).  Leaves are classified into fragment
 classes (W_e, Eq. 6.12), internal nodes into relation classes (W_r, Eq. 6.13); both dictionaries

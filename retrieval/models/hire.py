@@ -172,7 +172,7 @@ class HiRE(PairwiseRetrievalModel):
                  word_vectors: np.ndarray | None = None) -> None:
         if config.attention_dim % config.heads:
             raise ValueError(f"attention_dim {config.attention_dim} is not divisible by {config.heads} heads")
-        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seed's result
+        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seeded result
         super().__init__(loss, config.aux_weights)
         self.config = config
         dim = int(config.embed_dim)

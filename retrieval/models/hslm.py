@@ -8,7 +8,7 @@ The public VSRN / SGRAF (Paranioar/SGRAF) codes fix the l2-normalisation of R* a
 Cross attention (§3.4, Eq. 15–16, decision 'HSLM cross attention'): F_jk = σ(γ t_jᵀ r*_k), a_j = Σ_k F_jk r*_k / Σ_k F_jk — one
 text-conditioned visual context per word (``cross_attention: softmax`` is SCAN/SGRAF's softmax_k(λ t_jᵀ r*_k)).
 Similarity (§3.5, Eq. 17–22): s_j = l2norm(W_l (a_j − t_j)²) per word (S_L), global Ê* = pool(E*),
-R̂*_a = pool(a_1..a_M) (mean-query attention pooling, the seed's dot form by default), s_G = l2norm(W_g (R̂*_a − Ê*)²);
+R̂*_a = pool(a_1..a_M) (mean-query attention pooling, the paper's dot form by default), s_G = l2norm(W_g (R̂*_a − Ê*)²);
 S* = [s_G; s_1..s_M].  Head (decision 'HSLM similarity head') ``saf`` = SGRAF's SAF: gate_k = σ(BN(w·S*_k)), w_k = gate_k / Σ gate,
 s = l2norm(Σ_k w_k S*_k), score = σ(FC(s)); ``literal`` = Eq. 21–22 per vector: S_A,k = σ(W_S S*_k) ⊙ S*_k,
 score = FC(mean_k S_A,k).
@@ -65,8 +65,8 @@ MAX_WORDS, REGIONS = 64, 36  # tile sizing (data.max_caption_length, BUTD region
 class WordSelfAttention(nn.Module):
     """E_f = (E W_Q (E W_K)ᵀ / M) E W_V over the M valid words (HSLM paper Eq. 3–6, decision 'HSLM self-attention').
 
-    ``form="literal"`` (seed): no softmax, divided by the sentence length M; ``"softmax"``:
-    softmax_l(q_j·k_l / √d).  ``residual`` adds E (an option only; the seed has none).
+    ``form="literal"`` (the paper): no softmax, divided by the sentence length M; ``"softmax"``:
+    softmax_l(q_j·k_l / √d).  ``residual`` adds E (an option only; the paper has none).
     `forward` returns (E_f, the (B, M, M) word-to-word weights).
     """
 

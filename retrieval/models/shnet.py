@@ -156,7 +156,7 @@ class ThreeSHNet(TwoTowerRetrievalModel):
 
     def __init__(self, config: ThreeSHNetConfig, loss: RankingLoss, vocab_size: int | None = None,
                  word_vectors: np.ndarray | None = None) -> None:
-        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seed's result
+        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seeded result
         super().__init__(loss)
         self.config = config
         dim, hidden, cats = config.embed_dim, config.mlp_hidden, config.num_categories

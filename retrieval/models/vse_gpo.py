@@ -44,7 +44,7 @@ class VSEGPO(TwoTowerRetrievalModel):
 
     def __init__(self, config: VSEGPOConfig, loss: RankingLoss, vocab_size: int | None = None,
                  word_vectors: np.ndarray | None = None) -> None:
-        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seed's result
+        bert = bert_from_config(config.bert)   # built first: the parameter initialisation order is part of a seeded result
         super().__init__(loss)
         self.config = config
         self.region_dropout = float(config.region_dropout)
