@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from retrieval.losses import IMCSettings, RankingLoss, intra_modal_constraint, triplet_ranking_loss
+from shared.errors import UserError
 
 SCORES = torch.tensor([[0.9, 0.5, 0.1], [0.3, 0.6, 0.55], [0.2, 0.8, 0.7]])
 
@@ -93,8 +94,10 @@ def test_imc_settings_reject_bad_values():
         IMCSettings(measure="cos")
     with pytest.raises(ValueError):
         IMCSettings(band="absolute")
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match=r"^config loss: unknown key\(s\) 'margn'"):
         RankingLoss.from_config({"margn": 0.2})
+    with pytest.raises(UserError, match=r"^config loss.imc: "):
+        RankingLoss.from_config({"imc": {"measure": "cos"}})
 
 
 @pytest.mark.parametrize("world", [2, 4])
