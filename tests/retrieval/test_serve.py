@@ -176,7 +176,7 @@ def get_json(url: str, body: dict | None = None) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
-def test_a_reranked_gallery_answers_like_search_rerank_and_says_it_cannot_explain(built, tmp_path):
+def test_a_reranked_gallery_answers_like_search_rerank_and_explains_with_the_reranker(built, tmp_path):
     hire = train("hire_t2i", built["scenes"], load_run_config("hire_t2i_tiny", CONFIG_DIR, FAST), tmp_path / "hire",
                  device="cpu", show_progress=False)
     gallery = load_gallery(str(built["index"]), None, str(hire), str(built["captions"]), "cpu", 8)
@@ -186,7 +186,9 @@ def test_a_reranked_gallery_answers_like_search_rerank_and_says_it_cannot_explai
         assert (info["rerank"], info["shortlist"], info["captions"]) == ("hire_t2i", 8, 120)
         status, answer = get_json(url + "api/search", {"query": query, "topk": 5, "explain": True})
         assert status == 200 and answer["scored_by"] == "hire_t2i re-ranking the top 8 of 3shnet"
-        assert answer["note"].startswith("no explanation: hire_t2i exposes no region salience")
+        # HiRE explains through its word-region attention (retrieval.explain): every hit has matched words
+        assert answer["note"] is None
+        assert all(hit["explanation"]["matched_words"] for hit in answer["hits"])
         status, heldout = get_json(url + "api/heldout?n=24")
     expected = cli_json(tmp_path, "--index", str(built["index"]), query, "--topk", "5", "--rerank", str(hire),
                         "--shortlist", "8")["results"][0]["hits"]
@@ -221,7 +223,7 @@ def test_a_features_gallery_shows_its_photos_and_says_it_has_no_captions(built, 
             assert response.read() == (photos / "coffee.jpg").read_bytes()
         status, answer = get_json(url + "api/search", {"query": "a woman in a space suit", "topk": 2})
         assert status == 200 and {h["id"] for h in answer["hits"]} == {"astronaut.png", "coffee.jpg"}
-        assert answer["note"] == "no explanation: vsepp exposes no region salience (3SHNet) or explain_pair (HiRE)"
+        assert answer["note"] == "no explanation: model 'vsepp' does not explain its outputs (no explain method)"
         assert get_json(url + "api/captions/0") == (400, {"error": "no caption bank: this gallery has no captions; start "
                                                          "the demo with --captions INDEX (`retrieval index build --captions ...`)"})
         status, error = get_json(url + "api/heldout?n=2")
