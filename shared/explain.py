@@ -3,8 +3,8 @@
 Explanations are outputs, never state kept on a module for someone to read later.  A model that can
 explain defines ``explain(...)`` with the same inputs as its scoring call (FAU: an image batch;
 retrieval: an image batch and a caption batch) and returns a dict of named tensors, batch first — for
-example ``region_maps`` (B, A, h, w) of ALGRNet, ``word_region_attention`` (B, L, K) of a cross-attention
-retrieval model.  Each task documents its names (docs/fau.md, docs/retrieval.md).  Every consumer
+example ``region_maps`` (B, A, h, w) of ALGRNet, ``attention`` (B, steps, N, M) of HiRE's cross-modal
+reasoning.  Each task documents its names (docs/fau.md, docs/retrieval.md).  Every consumer
 (`fau predict --overlay`, `retrieval search --explain`, `retrieval explain`) calls `explain` below,
 so a model without the method is refused by name in one line instead of failing deep inside.
 """

@@ -112,50 +112,14 @@ class ModelRegistry(Generic[T]):
         """The resolved config dict of `model` (see `config_path`) with ``key=value`` overrides applied."""
         return load_config(self.config_path(model, config), overrides)
 
+    def listing(self) -> str:
+        """Two lines per model (name + summary, then its configs per dataset), for `info --list`."""
+        lines = []
+        for entry in self.entries():
+            configs = ", ".join(f"{dataset}: {stem}" for dataset, stem in entry.configs.items())
+            lines += [f"{entry.name:<10} {entry.summary}", f"{'':<10} configs: {configs}"]
+        return "\n".join(lines)
+
     def configs(self) -> dict[str, dict[str, str]]:
         """model → {dataset: config stem}, for docs and `info --list`."""
         return {entry.name: dict(entry.configs) for entry in self.entries()}
-
-
-# TRANSITION: the plain name → class table the task packages used before `ModelRegistry`; removed once
-# both tasks register their models with configs.
-class Registry(Generic[T]):
-    """A named table of classes (or factories) filled by the `register` decorator.
-
-    >>> MODELS = Registry("fau model")
-    >>> @MODELS.register("algrnet")
-    ... class ALGRNet: ...
-    >>> MODELS.get("algrnet") is ALGRNet
-    True
-    """
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._entries: dict[str, Callable[..., T]] = {}
-
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        key = name.lower()
-
-        def decorator(obj: Callable[..., T]) -> Callable[..., T]:
-            if key in self._entries and self._entries[key] is not obj:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
-            self._entries[key] = obj
-            return obj
-
-        return decorator
-
-    def get(self, name: str) -> Callable[..., T]:
-        try:
-            return self._entries[name.lower()]
-        except KeyError:
-            known = ", ".join(self.names()) or "none registered"
-            raise UserError(f"unknown {self.kind} {name!r} (known: {known})") from None
-
-    def create(self, name: str, **kwargs: Any) -> T:
-        return self.get(name)(**kwargs)
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self._entries

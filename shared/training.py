@@ -21,20 +21,6 @@ T = TypeVar("T")
 LAST = "last"
 
 
-def step_decay_lr(base_lr: float, epoch: int, step_size: int, gamma: float) -> float:
-    """Learning rate at `epoch` (0-based): base_lr · gamma^floor(epoch / step_size).
-
-    ALGRNet / MGRR-Net: lr 0.01 multiplied by 0.5 every 2 epochs (fau-models.md §2.7, §3.4).
-    """
-    return base_lr * gamma ** (epoch // step_size)
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every group's learning rate to `lr` times the group's ``lr_scale`` (1 when absent)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
-
-
 def progress(iterable: Iterable[T], desc: str, enabled: bool = True, total: int | None = None) -> Iterator[T]:
     """A tqdm bar on the main process; a plain iterator elsewhere (or when disabled)."""
     return iter(tqdm(iterable, desc=desc, total=total, disable=not enabled, leave=False, dynamic_ncols=True))

@@ -1,4 +1,4 @@
-"""Benchmark: training and inference images/s of every FAU model on this CPU (issue 5 acceptance).
+"""Benchmark: training and inference images/s of every FAU model on this CPU.
 
 For each model in `fau.models.MODELS` and each config — the tiny CPU variant (``<model>_tiny``,
 ``model.dataset`` = ``--tiny-dataset``: synfacs → 15 AUs as `make train-fau` trains it, or bp4d →

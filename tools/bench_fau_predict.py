@@ -1,4 +1,4 @@
-"""Benchmark: `fau predict` latency per stage on this CPU (issue 7, Performance).
+"""Benchmark: `fau predict` latency per stage on this CPU.
 
 Stages (`fau.predict.STAGES`): read (decode the file), detect (dlib HOG, Haar fallback), landmarks
 (dlib 68 points), align (similarity warp + the evaluation resize / centre crop), model (batched

@@ -1,4 +1,4 @@
-"""Benchmark: our tiled pairwise scorer vs a per-caption loop in the public code's style ().
+"""Benchmark: our tiled pairwise scorer vs a per-caption loop in the public code's style.
 
 Same model, same run, same encoded features: a randomly initialised pairwise model (default HiRE
 image-to-text, tiny config) scores ``--images`` random images (``--regions`` BUTD-shaped regions,

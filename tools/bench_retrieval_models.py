@@ -1,4 +1,4 @@
-"""Benchmark: training pairs/s and encoding items/s of every retrieval model on this CPU (acceptance).
+"""Benchmark: training pairs/s and encoding items/s of every retrieval model on this CPU.
 
 Cases: the tiny configs ``vsepp_tiny, vse_gpo_tiny, smfea_tiny, shnet_tiny, shnet_grid_tiny`` and the
 paper configs ``vsepp_f30k, vse_gpo_f30k, smfea_f30k, shnet_f30k``, each built with

@@ -3,7 +3,7 @@
 Runs dlib's HOG detector (upsample 0, `fau.face.detect.detect_dlib`, no Haar fallback) and its
 68-point predictor (`fau.face.landmarks.predict_landmarks`) on every frame of a SynFACS dataset
 and compares the predicted landmarks with the ground truth (synfacs_truth.npz). Landmark error =
-mean point-to-point distance / inter-ocular distance (eye-centre distance; fau-models.md §1.5),
+mean point-to-point distance / inter-ocular distance (eye-centre distance; the NME of the thesis, Tab. 3.6),
 over 68 points and over the 49 non-jaw points. Prints a summary and writes JSON.
 
     python tools/synfacs_detection_rate.py                 # generate the default set, measure

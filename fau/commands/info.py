@@ -32,9 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from shared.modelinfo import format_parameter_table
 
     if args.list:
-        for entry in MODELS.entries():
-            configs = ", ".join(f"{dataset}: {stem}" for dataset, stem in entry.configs.items())
-            print(f"{entry.name:<10} {entry.summary}\n{'':<10} configs: {configs}")
+        print(MODELS.listing())
         return 0
     if not args.model:
         raise UserError("info needs --model NAME (or --list)")

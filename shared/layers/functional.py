@@ -10,7 +10,7 @@ import torch
 
 
 def l2_normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
-    """x / ||x||_2 along `dim` (retrieval-models.md §1.7 `l2norm`, eps 1e-8)."""
+    """x / ||x||_2 along `dim` (eps 1e-8 keeps a zero vector finite)."""
     return x / x.norm(p=2, dim=dim, keepdim=True).clamp_min(eps)
 
 

@@ -1,4 +1,4 @@
-"""A small per-token MLP (retrieval-models.md §1.7: Linear → BatchNorm1d → ReLU → Linear)."""
+"""A small per-token MLP (Linear → BatchNorm1d → ReLU → Linear, as in VSE∞'s feature MLP; docs/retrieval.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Multi-label classification metrics for AU recognition (fau-models.md §1.5).
+"""Multi-label classification metrics for AU recognition (the thesis reports F1-frame, e.g. Tab. 3.2; docs/fau.md).
 
 Labels are 1 (present), 0 (absent) or -1 (unknown: BP4D's code 9); unknown entries are skipped.
 F1 and accuracy use a fixed threshold (0.5 by default) and accumulate TP/FP/FN/TN over a whole

@@ -4,7 +4,6 @@ import pytest
 
 from shared.config import apply_overrides, dump_config, load_config, load_yaml
 from shared.errors import UserError
-from shared.registry import Registry
 
 
 @pytest.fixture
@@ -52,22 +51,6 @@ def test_overrides_do_not_mutate_input():
     config = {"a": {"b": 1}}
     apply_overrides(config, ["a.b=2"])
     assert config == {"a": {"b": 1}}
-
-
-def test_registry_resolves_names_case_insensitively():
-    models = Registry("toy model")
-
-    @models.register("ALGRNet")
-    class Toy:
-        def __init__(self, width=1):
-            self.width = width
-
-    assert models.create("algrnet", width=3).width == 3
-    assert "ALGRNET" in models and models.names() == ["algrnet"]
-    with pytest.raises(UserError, match="unknown toy model 'nope' \\(known: algrnet\\)"):
-        models.get("nope")
-    with pytest.raises(ValueError, match="registered twice"):
-        models.register("algrnet")(type("Other", (), {}))
 
 
 def test_model_registry_knows_each_models_configs(tmp_path):

@@ -6,12 +6,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from shared.checkpoint import CheckpointError, save_checkpoint
 from shared.distributed import DistInfo, make_sampler, set_epoch
 from shared.logging import MetricLogger, read_jsonl
-from shared.training import progress, resume_training_state, save_training_state, set_lr, step_decay_lr
-
-
-def test_step_decay_matches_paper_schedule():
-    # lr 0.01, ×0.5 every 2 epochs (ALGRNet / MGRR-Net)
-    assert [step_decay_lr(0.01, e, 2, 0.5) for e in range(6)] == [0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025]
+from shared.schedule import LRSchedule, ScheduleConfig
+from shared.training import progress, resume_training_state, save_training_state
 
 
 def _train(run_dir, epochs, stop_after=None):
@@ -22,9 +18,10 @@ def _train(run_dir, epochs, stop_after=None):
     start = resume_training_state(run_dir, model, optimizer)
     sampler = make_sampler(data, DistInfo(), shuffle=True, seed=7)
     loader = DataLoader(data, batch_size=5, sampler=sampler)
+    schedule = LRSchedule(0.05, ScheduleConfig(type="step", step_epochs=1, gamma=0.5), epochs, len(loader))
     for epoch in range(start, epochs):
         set_epoch(sampler, epoch, seed=7)
-        set_lr(optimizer, step_decay_lr(0.05, epoch, 1, 0.5))
+        schedule.apply(optimizer, epoch, 0)
         for x, y in progress(loader, desc=f"epoch {epoch}", enabled=False):
             optimizer.zero_grad()
             nn.functional.mse_loss(model(x), y).backward()
