@@ -227,32 +227,13 @@ def _report(record: dict[str, Any], write: Any) -> bool:
     return False
 
 
-def check_output(path: str | None, option: str, folder: bool = False) -> None:
-    """Refuse at start (not after the whole batch) an output that cannot be written: a file name that is
-    a folder (or a `folder` that is a file), or a place below a file or in a read-only folder."""
-    from shared.errors import UserError
-
-    if not path:
-        return
-    target = Path(path)
-    if folder and os.path.lexists(target) and not target.is_dir():
-        raise UserError(f"{option} {path}: exists and is not a folder")
-    if not folder and target.is_dir():
-        raise UserError(f"{option} {path}: is a folder, expected a file name")
-    start = target if folder else target.parent
-    parent = next((p for p in (start, *start.parents) if os.path.lexists(p)), Path("."))
-    if not parent.is_dir():
-        raise UserError(f"{option} {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{option} {path}: folder {parent} is not writable")
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from fau.predict import MIN_SCORE, load
     from fau.predict_overlay import draw_prediction_overlay
     from shared.errors import UserError
+    from shared.io import check_output
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")

@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from shared.errors import UserError
-    from shared.io import write_json
+    from shared.io import check_output, write_json
 
+    check_output(args.json, "--json")
     if args.ensemble:
         from retrieval.commands import evaluate_sims
 
@@ -41,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.checkpoint or not args.data:
         raise UserError("evaluate needs --checkpoint and --data (or --ensemble SIMS...)")
     from retrieval.evaluation.checkpoint import evaluate_checkpoint, format_report
+
+    check_output(args.save_sims, "--save-sims")
 
     report = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.protocol, args.device, args.name,
                                  args.save_sims, args.batch_size)

@@ -48,6 +48,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from shared.errors import UserError
+from shared.io import open_npy
 
 KNOWN_SPLITS = ("train", "dev", "test", "testall")
 CAPTIONS_PER_IMAGE = 5
@@ -60,7 +61,6 @@ SEG_CLASSES = 133
 SEG_GRID = 7
 SEG_MAP_SIZE = 64
 FULL_CHECK_CHUNK_BYTES = 64 * 2**20  # ours: bytes of the memory map read at a time by `check_rows`
-NPY_MAGIC = b"\x93NUMPY"
 GALLERY_PATHS = "paths.txt"  # {split}_paths.txt: one source image path per image (an image-only gallery)
 
 # side array name -> symbolic shape after the image axis (sizes filled in by `load_split`; "box" = 4 or more)
@@ -166,50 +166,6 @@ def rows_per_image(n_rows: int, n_captions: int, caps_path: Path, ims_path: Path
         f"{CAPTIONS_PER_IMAGE * n_rows} captions ({CAPTIONS_PER_IMAGE} per image, one feature row each) or "
         f"{per_caption} (one feature row per caption, 5 rows per image: F30K dev)"
     )
-
-
-def _describe_non_npy(head: bytes) -> str:
-    """What a file without the .npy magic looks like, from its first bytes (for the error message)."""
-    if head.startswith(b"PK\x03\x04"):
-        return "a zip archive (.npz?), expected one .npy array"
-    if head[:1] == b"\x80":
-        return "a Python pickle, refused (pickles are never loaded)"
-    text = head.decode("utf-8", errors="replace").rstrip("\ufffd")
-    if text and all(c.isprintable() or c.isspace() for c in text):
-        return f"a text file starting {text.splitlines()[0][:24]!r}, no .npy header"
-    return "no .npy header"
-
-
-def _open_npy(path: Path) -> np.ndarray:
-    """Memory-map a ``.npy`` file, checking its header first: never unpickles, one-line errors naming `path`."""
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(64)
-            if not head:
-                raise UserError(f"{path}: empty file (0 bytes), expected a .npy array")
-            if not head.startswith(NPY_MAGIC):
-                raise UserError(f"{path}: not a .npy array ({_describe_non_npy(head)})")
-            handle.seek(0)
-            major, _ = np.lib.format.read_magic(handle)
-            reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, _, dtype = reader(handle)
-            data_bytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            offset = handle.tell()
-    except (ValueError, OSError, EOFError) as err:
-        raise UserError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
-    if dtype.hasobject:
-        raise UserError(f"{path}: holds Python objects (dtype {dtype}), a pickled array; refused (never unpickled)")
-    if 0 in shape:
-        raise UserError(f"{path}: empty array (shape {tuple(shape)})")
-    size = path.stat().st_size
-    if size < offset + data_bytes:
-        raise UserError(f"{path}: truncated ({size} bytes; shape {tuple(shape)} {dtype} needs {offset + data_bytes})")
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise UserError(f"{path}: not a readable .npy array ({str(err).splitlines()[0]})") from None
 
 
 def _check_shape(array: np.ndarray, path: Path, expected: Sequence[int | None], what: str) -> None:
@@ -399,7 +355,7 @@ def load_split(
     if not caps_path.is_file() and not ims_path.is_file():
         known = ", ".join(where.splits()) or "none"
         raise UserError(f"{where.path}: no split {split!r} (found: {known})")
-    images = _open_npy(ims_path)
+    images = open_npy(ims_path)
     _check_shape(images, ims_path, (None, num_regions, feature_dim), "region features")
     if images.dtype not in (np.float32, np.float16):
         raise UserError(f"{ims_path}: dtype {images.dtype}, expected float32 (or float16)")
@@ -423,7 +379,7 @@ def load_split(
         path = where.file(split, f"{key}.npy")
         if not path.is_file():
             continue
-        array = _open_npy(path)
+        array = open_npy(path)
         per_row = repeat if repeat > 1 and array.shape[0] == n_rows else 1
         _check_shape(array, path, (n_all * per_row, *[sizes[t] for t in tail]), key)
         if array.dtype.kind not in "fiub":
@@ -471,5 +427,5 @@ def load_split_captions(data: str | Path | PrecompDir, split: str, *, name: str 
     caps_path = where.file(split, "caps.txt")
     ims_path = where.file(split, "ims.npy")
     captions = read_captions(caps_path)
-    rows_per_image(int(_open_npy(ims_path).shape[0]), len(captions), caps_path, ims_path)
+    rows_per_image(int(open_npy(ims_path).shape[0]), len(captions), caps_path, ims_path)
     return captions

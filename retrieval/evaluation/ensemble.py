@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from shared.errors import UserError
-from shared.io import write_npy
+from shared.io import open_npy, write_npy
 from shared.metrics.ranking import check_finite
 
 
@@ -34,10 +34,9 @@ def load_sims(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such similarity file")
-    try:
-        sims = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as err:
-        raise UserError(f"{path}: not a .npy array ({str(err).splitlines()[0]})") from None
+    sims = open_npy(path)
+    if not mmap:
+        sims = np.array(sims)
     if sims.ndim != 2:
         raise UserError(f"{path}: expected a 2-D images x captions matrix, got shape {sims.shape}")
     if not np.issubdtype(sims.dtype, np.floating):

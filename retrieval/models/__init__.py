@@ -49,6 +49,26 @@ def build_model(name: str, config: Mapping[str, Any], vocab_size: int | None = N
         raise UserError(f"model {name!r}: {err}") from None
 
 
+def check_sidecar(meta: Mapping[str, Any], checkpoint: str | Path) -> None:
+    """One line naming the sidecar when it is not a retrieval checkpoint's: a model this task does not
+    register (e.g. a FAU checkpoint), or a sidecar without the caption settings (``config.data``) or
+    the text encoding that rebuilding the model needs."""
+    from shared.checkpoint import checkpoint_paths
+
+    sidecar = checkpoint_paths(checkpoint)[1]
+    name = meta.get("model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise UserError(f"{sidecar}: model {name!r} is not a retrieval model (known: {', '.join(MODELS.names())}); "
+                        "is it a checkpoint of another task?")
+    config = meta.get("config")
+    data = config.get("data") if isinstance(config, Mapping) else None
+    if not isinstance(data, Mapping) or "max_caption_length" not in data:
+        raise UserError(f"{sidecar}: no config.data.max_caption_length (the sidecar is incomplete or not a "
+                        "retrieval checkpoint's)")
+    if meta.get("text_kind") not in ("bert", "tokens") or (meta.get("text_kind") == "tokens" and not meta.get("vocab")):
+        raise UserError(f"{sidecar}: no text encoding (text_kind 'bert', or 'tokens' with its vocabulary)")
+
+
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[RetrievalModel, dict[str, Any], Any]:
     """Rebuild a trained retrieval model (weights checked tensor by tensor) in eval mode on `device`;
     returns (model, sidecar metadata, the caption encoding of `retrieval.text`)."""
@@ -57,6 +77,7 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
     from shared.device import resolve_device
 
     tensors, meta = load_checkpoint(checkpoint)
+    check_sidecar(meta, checkpoint)
     text, vocab = text_encoding_from_meta(meta)
     model = build_model(meta["model"], dict(meta["config"]), len(vocab) if vocab else None, None, pretrained=False)
     load_state_strict(model, tensors, checkpoint)
