@@ -5,6 +5,10 @@
 R@1/5/10 both ways, rSum, medr and meanr (with the hard subset on SynScenes and the paper's row on
 real data).  ``retrieval evaluate --ensemble A.npy B.npy --protocol f30k`` averages saved matrices
 (HiRE*, 3SHNet region+grid) and scores the average.
+
+``torchrun --nproc_per_node N -m retrieval evaluate ...`` shares a pairwise model's (image × caption)
+tiles out over N processes and joins one matrix, equal to the single-process one; with ``--journal
+DIR`` finished tiles survive a crash and a rerun continues (`retrieval.evaluation.tiles`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble", nargs="+", metavar="SIMS", help="average these saved matrices instead")
     parser.add_argument("--hard", default=None, help="with --ensemble: a {split}_hard.json to score too")
     parser.add_argument("--json", default=None, help="write the report here")
+    parser.add_argument("--tile-mb", type=float, default=None,
+                        help="working memory per tile of a pairwise model in MB (default: 32 on CPU, 512 on GPU)")
+    parser.add_argument("--journal", default=None, metavar="DIR",
+                        help="keep a pairwise model's finished tiles here, so a rerun after a crash continues "
+                             "(removed when the matrix is complete; visible to every rank under torchrun)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +54,23 @@ def run(args: argparse.Namespace) -> int:
 
     check_output(args.save_sims, "--save-sims")
 
-    report = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.protocol, args.device, args.name,
-                                 args.save_sims, args.batch_size)
+    from retrieval.evaluation.tiles import Shard
+
+    if args.tile_mb is not None and not args.tile_mb > 0:
+        raise UserError(f"--tile-mb must be a positive number of MB, got {args.tile_mb}")
+    from shared.distributed import cleanup, init_distributed
+
+    info = init_distributed(args.device)  # under torchrun: one rank per process, tiles shared out
+    try:
+        report = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.protocol, str(info.device),
+                                     args.name, args.save_sims, args.batch_size,
+                                     shard=Shard(info.rank, info.world_size), journal=args.journal,
+                                     tile_mb=args.tile_mb)
+    finally:
+        if info.enabled:
+            cleanup(synchronise=False)
+    if report is None:  # not rank 0: rank 0 prints and writes
+        return 0
     print(format_report(report))
     if args.json:
         write_json(args.json, report)

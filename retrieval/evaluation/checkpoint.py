@@ -24,6 +24,7 @@ from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.evaluation import evaluate_protocol, hard_subset_metrics, load_hard_groups, save_sims
 from retrieval.evaluation.metrics import is_collapsed
 from retrieval.evaluation.similarity import PairwiseModel, compute_similarity, model_device
+from retrieval.evaluation.tiles import Shard, TileJournal
 from retrieval.models import load_model
 from shared.metrics.ranking import check_finite
 
@@ -58,15 +59,18 @@ def dev_evaluation(model: torch.nn.Module, split: PrecompSplit, text: TextEncodi
 
 
 def split_similarity(model: torch.nn.Module, split: PrecompSplit, text: TextEncoding, batch_size: int,
-                     progress: bool = True) -> np.ndarray:
-    """The (images × captions) similarity matrix of a split."""
+                     progress: bool = True, shard: Shard = Shard(), journal: TileJournal | None = None,
+                     tile_mb: float | None = None) -> np.ndarray:
+    """The (images × captions) similarity matrix of a split; a pairwise model's tiles are shared out
+    over the ranks of `shard` and kept in `journal` (`retrieval.evaluation.tiles`)."""
     images = ImageStream(split, model.image_inputs())
     captions = CaptionStream(split.captions, text)
     image_loader = DataLoader(images, batch_size=batch_size, collate_fn=images.collate)
     caption_loader = DataLoader(captions, batch_size=batch_size, collate_fn=captions.collate)
     options = {}
     if isinstance(model, PairwiseModel):
-        options["memory_budget_mb"] = PAIRWISE_TILE_MB.get(model_device(model).type, PAIRWISE_TILE_MB["cuda"])
+        options["memory_budget_mb"] = tile_mb or PAIRWISE_TILE_MB.get(model_device(model).type, PAIRWISE_TILE_MB["cuda"])
+        options.update(shard=shard, journal=journal)
     was_training = model.training
     model.eval()
     with torch.inference_mode():
@@ -87,13 +91,26 @@ def paper_row(dataset: str | None, protocol: str, meta: Mapping[str, Any]) -> di
 
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str = "test", protocol: str = "full",
                         device: str = "auto", name: str | None = None, save: str | Path | None = None,
-                        batch_size: int = 128, progress: bool = True) -> dict[str, Any]:
-    """Score a checkpoint on a split; returns the JSON report (metrics, hard subset, paper row)."""
+                        batch_size: int = 128, progress: bool = True, shard: Shard = Shard(),
+                        journal: str | Path | None = None, tile_mb: float | None = None) -> dict[str, Any] | None:
+    """Score a checkpoint on a split; returns the JSON report (metrics, hard subset, paper row).
+
+    Under torchrun pass this process's `shard`: the ranks share a pairwise model's tiles, and
+    only rank 0 scores, saves and returns the report (the others return None).  `journal` keeps
+    finished tiles on disk so a rerun continues (`retrieval.evaluation.tiles`).
+    """
     model, meta, text = load_model(checkpoint, device)
     precomp = resolve_precomp_dir(data_dir, name)
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
     check_model_inputs(data, model, f"{precomp.path} {split}")
-    sims = split_similarity(model, data, text, batch_size, progress)
+    tiles = None
+    if journal is not None:
+        tiles = TileJournal(journal, {"checkpoint_save_id": meta.get("save_id"), "data": str(precomp.path.resolve()),
+                                      "split": split, "batch_size": batch_size})
+        tiles.check()  # a journal of another evaluation is refused before any encoding
+    sims = split_similarity(model, data, text, batch_size, progress and shard.rank == 0, shard, tiles, tile_mb)
+    if shard.rank != 0:
+        return None
     label = f"{checkpoint} on {precomp.name} {split}"
     check_finite(sims, label)  # before saving: a NaN matrix is refused, not written
     if save is not None:
@@ -107,6 +124,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str
     paper = paper_row(_dataset_family(precomp.name), protocol, meta)
     if paper is not None:
         report["paper"] = paper
+    if tiles is not None:
+        tiles.remove()  # the matrix is complete (and saved if asked): the journal has done its job
     return report
 
 

@@ -17,6 +17,7 @@ a model must carry its own lengths or masks inside the features.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
@@ -25,7 +26,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from retrieval.evaluation.tiles import Shard, TileJournal
 from shared.device import inference_mode, to_device
+
+logger = logging.getLogger(__name__)
 
 Features = torch.Tensor | Mapping[str, torch.Tensor]
 
@@ -180,12 +184,16 @@ def pairwise_similarity(
     memory_budget_mb: float = 512.0,
     tile: tuple[int, int] | None = None,
     progress: bool = True,
+    shard: Shard = Shard(),
+    journal: TileJournal | None = None,
 ) -> np.ndarray:
     """(N_img, N_cap) float32 scores of a pairwise model over tiles.
 
     Items are encoded once; each tile is one `forward_sim(image_block, caption_block)` call.
     The tile shape is `tile` if given, else derived from `memory_budget_mb` and the model's
-    `pair_bytes` (or `estimate_pair_bytes`).
+    `pair_bytes` (or `estimate_pair_bytes`).  With `shard` (under torchrun) this rank scores its
+    share of the tiles and one all-reduce joins the shares; with `journal` finished tiles are kept
+    on disk and reused by a rerun (`retrieval.evaluation.tiles`).
     """
     device = model_device(model)
     with _evaluating(model):
@@ -196,12 +204,45 @@ def pairwise_similarity(
             pair_bytes = int(getattr(model, "pair_bytes", 0)) or estimate_pair_bytes(images, texts)
             tile = tile_shape(n_img, n_txt, pair_bytes, int(memory_budget_mb * 2**20))
         bi, bt = tile
-        out = np.empty((n_img, n_txt), dtype=np.float32)
-        steps = [(i, t) for i in range(0, n_img, bi) for t in range(0, n_txt, bt)]
+        if journal is not None:
+            journal.open((bi, bt), (n_img, n_txt), create=shard.rank == 0)
+            _barrier(shard)  # rank 0 has written the manifest before the others look for it
+            journal.open((bi, bt), (n_img, n_txt), create=False)
+        out = (np.empty if shard.world == 1 else np.zeros)((n_img, n_txt), dtype=np.float32)
+        steps = shard.mine([(i, t) for i in range(0, n_img, bi) for t in range(0, n_txt, bt)])
+        reused = 0
         for i, t in tqdm(steps, desc=f"score tiles {bi}x{bt}", leave=False, disable=not progress):
-            block = model.forward_sim(images.take(i, min(i + bi, n_img)), texts.take(t, min(t + bt, n_txt)))
-            out[i : i + bi, t : t + bt] = block.float().cpu().numpy()
+            shape = (min(i + bi, n_img) - i, min(t + bt, n_txt) - t)
+            block = journal.load(i, t, shape) if journal is not None else None
+            if block is None:
+                block = model.forward_sim(images.take(i, i + shape[0]), texts.take(t, t + shape[1])).float().cpu().numpy()
+                if journal is not None:
+                    journal.save(i, t, block)
+            else:
+                reused += 1
+            out[i : i + bi, t : t + bt] = block
+        if reused:
+            logger.info("reused %d of %d tiles from %s", reused, len(steps), journal.folder)
+    if shard.world > 1:
+        out = _sum_over_ranks(out, device)
     return out
+
+
+def _barrier(shard: Shard) -> None:
+    if shard.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _sum_over_ranks(out: np.ndarray, device: torch.device) -> np.ndarray:
+    """Join the ranks' shares: each pair was scored by exactly one rank and is 0 elsewhere."""
+    import torch.distributed as dist
+
+    target = device if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = torch.from_numpy(out).to(target)
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.cpu().numpy()
 
 
 def compute_similarity(model: Any, image_batches: Iterable[Any], text_batches: Iterable[Any], **kwargs: Any) -> np.ndarray:
