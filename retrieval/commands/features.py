@@ -53,13 +53,23 @@ def run(args: argparse.Namespace) -> int:
 
     config_dir = Path(__file__).resolve().parent.parent / "configs"
     settings = settings_from_config(load_run_config(args.config, config_dir, args.overrides))
-    device = resolve_device(args.device)
-    if settings.weights is None:
+    from shared.distributed import cleanup, init_distributed
+
+    info = init_distributed(args.device)  # under torchrun: the images are shared out over the ranks
+    device = info.device if info.enabled else resolve_device(args.device)
+    if settings.weights is None and info.is_main:
         print("retrieval features: no detector weights (detector.weights is null): "
               "features come from random weights, useful only for testing")
-    summary = extract_gallery(args.images, args.out, settings, name=args.name, split=args.split, captions=args.captions,
-                              device=device, batch_size=args.batch_size, workers=args.workers, fresh=args.fresh,
-                              show_progress=not args.no_progress)
+    try:
+        summary = extract_gallery(args.images, args.out, settings, name=args.name, split=args.split,
+                                  captions=args.captions, device=device, batch_size=args.batch_size,
+                                  workers=args.workers, fresh=args.fresh, show_progress=not args.no_progress,
+                                  rank=info.rank, world=info.world_size)
+    finally:
+        if info.enabled:
+            cleanup(synchronise=False)
+    if summary is None:  # not rank 0: rank 0 writes the split and reports
+        return 0
     print(f"{summary.n_images} images in {summary.precomp_dir}/{summary.split}_* "
           f"({summary.extracted_now} extracted now, {summary.resumed} from the journal, "
           f"{len(summary.skipped)} skipped, {summary.padded_images} with fewer than "

@@ -156,31 +156,40 @@ def fingerprint(settings: ExtractorSettings) -> dict:
 class Journal:
     """Per-image results in atomically written shards plus an append-only JSONL index (resume state)."""
 
-    def __init__(self, folder: Path, stamp: dict, fresh: bool) -> None:
-        self.folder = folder
-        if fresh and folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.stamp = stamp
+    def __init__(self, folder: Path, stamp: dict, fresh: bool, rank: int = 0) -> None:
+        """Rank 0 (or a single process) owns the folder: it drops it with `fresh` and writes the
+        settings stamp; under torchrun the other ranks construct theirs after a barrier.  Each rank
+        appends to its own journal file and names its own shards, so ranks never write one file."""
+        self.folder, self.stamp, self.rank = folder, stamp, rank
+        if rank == 0:
+            if fresh and folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir(parents=True, exist_ok=True)
         stamp_path = folder / SETTINGS
         if stamp_path.is_file():
             if json.loads(stamp_path.read_text(encoding="utf-8")) != stamp:
                 raise UserError(f"{folder}: features were extracted with other settings or weights; "
                                 "rerun with --fresh (or use another --out/--split)")
-        else:
+        elif rank == 0:
             write_json(stamp_path, stamp)
+        self.reload()
+        prefix = "shard_" if rank == 0 else f"shard_r{rank}_"
+        shards = [int(p.stem.rsplit("_", 1)[1]) for p in folder.glob(f"{prefix}*.npz")
+                  if rank != 0 or p.stem.count("_") == 1]
+        self._next = max(shards, default=-1) + 1
+        self._prefix = prefix
+
+    def reload(self) -> None:
+        """Read every rank's journal lines (a line torn by a crash is skipped: its image is extracted again)."""
         self.entries: dict[str, dict] = {}
-        path = folder / JOURNAL
-        if path.is_file():
+        for path in sorted(self.folder.glob("journal*.jsonl")):
             for line in path.read_text(encoding="utf-8").splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
-                    continue  # a line torn by a crash; its image is extracted again
+                    continue
                 if isinstance(entry, dict) and {"image", "file", "shard", "row"} <= entry.keys():
                     self.entries[entry["image"]] = entry
-        shards = [int(p.stem.split("_")[1]) for p in folder.glob("shard_*.npz")]
-        self._next = max(shards, default=-1) + 1
 
     def is_done(self, image_id: str, file_stamp: list[int]) -> bool:
         """True when `image_id` was extracted from a file of the same size and modification time."""
@@ -189,14 +198,15 @@ class Journal:
 
     def add(self, image_ids: Sequence[str], file_stamps: Sequence[list[int]], batch: ExtractedBatch) -> None:
         """Write one shard (atomically), then append one durable journal line per image."""
-        name = f"shard_{self._next:06d}.npz"
+        name = f"{self._prefix}{self._next:06d}.npz"
         self._next += 1
         with atomic_open(self.folder / name, "wb") as handle:
             np.savez(handle, features=batch.features.numpy(), boxes=batch.boxes.numpy(), grid=batch.grid.numpy(),
                      image_sizes=batch.image_sizes.numpy(), detected=batch.detected.numpy())
         entries = [{"image": image_id, "file": stamp, "shard": name, "row": row}
                    for row, (image_id, stamp) in enumerate(zip(image_ids, file_stamps))]
-        with open(self.folder / JOURNAL, "a", encoding="utf-8") as handle:
+        journal = JOURNAL if self.rank == 0 else f"journal.rank{self.rank}.jsonl"
+        with open(self.folder / journal, "a", encoding="utf-8") as handle:
             handle.write("".join(json.dumps(e) + "\n" for e in entries))
             handle.flush()
             os.fsync(handle.fileno())
@@ -284,31 +294,60 @@ def _batches(loader: DataLoader, root: Path, batch_size: int, show_progress: boo
     yield from pending.values()
 
 
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _gather_skipped(skipped: list[tuple[str, str]], world: int) -> list[tuple[str, str]]:
+    """Every rank's unreadable images, in file order (for the summary rank 0 writes)."""
+    from shared.distributed import all_gather_concat
+
+    lines = "".join(json.dumps(list(item)) + "\n" for item in skipped).encode("utf-8")
+    gathered = all_gather_concat(torch.tensor(list(lines), dtype=torch.uint8))  # JSON lines, never pickles
+    text = bytes(gathered.tolist()).decode("utf-8")
+    return sorted(tuple(json.loads(line)) for line in text.splitlines() if line)
+
+
 def extract_gallery(images: str | Path, out: str | Path, settings: ExtractorSettings, *, name: str = "gallery",
                     split: str = "test", captions: str | Path | None = None, device: torch.device | None = None,
                     batch_size: int = 2, workers: int = 0, fresh: bool = False,
-                    show_progress: bool = True) -> GallerySummary:
+                    show_progress: bool = True, rank: int = 0, world: int = 1) -> GallerySummary | None:
     """Extract region + grid features for every image under `images` into ``out/{name}_precomp/{split}_*``.
 
     Resumable (see the module docstring); returns a `GallerySummary`.  Bad user input (folder, captions
-    file, weights, changed settings) raises a one-line `UserError`.
+    file, weights, changed settings) raises a one-line `UserError`.  Under torchrun (`rank` of
+    `world`) each rank extracts every `world`-th image still to do into the shared journal folder, and
+    rank 0 alone writes the split files (the same files as one process) and returns the summary.
     """
     start = time.perf_counter()
     root = Path(images).expanduser()
     ids = list_images(root)
     caption_map = None if captions is None else read_gallery_captions(Path(captions), ids)
     precomp = Path(out) / f"{name}_precomp"
-    journal = Journal(precomp / f".features_{split}", fingerprint(settings), fresh)
+    stamp = fingerprint(settings)
+    journal = Journal(precomp / f".features_{split}", stamp, fresh) if rank == 0 else None
+    _barrier(world)  # rank 0 has prepared the journal folder
+    journal = journal or Journal(precomp / f".features_{split}", stamp, False, rank)
     stamps = {i: file_stamp(root / i) for i in ids}
     todo = [i for i in ids if not journal.is_done(i, stamps[i])]
+    mine = todo[rank::world]
     skipped: list[tuple[str, str]] = []
     if todo:
         device = device or torch.device("cpu")
         extractor = RegionGridExtractor(settings).to(device)
-        loader = DataLoader(_Photos(root, todo), batch_size=None, num_workers=workers)
-        for batch in _batches(loader, root, batch_size, show_progress, skipped):
+        loader = DataLoader(_Photos(root, mine), batch_size=None, num_workers=workers)
+        for batch in _batches(loader, root, batch_size, show_progress and rank == 0, skipped):
             batch_ids = [image_id for image_id, _ in batch]
             journal.add(batch_ids, [stamps[i] for i in batch_ids], extractor([im.to(device) for _, im in batch]))
+    if world > 1:
+        _barrier(world)  # every rank's shards and journal lines are on disk
+        skipped = _gather_skipped(skipped, world)
+        if rank != 0:
+            return None
+        journal.reload()
     done = [i for i in ids if journal.is_done(i, stamps[i])]  # skipped images never reach the journal
     if not done:
         raise UserError(f"--images {root}: none of the {len(ids)} image files could be read")

@@ -207,3 +207,29 @@ def test_batches_hold_images_of_one_size(tmp_path, capsys):
     assert batches == [["a1", "a2"], ["b1", "b2"], ["a3"]]
     assert skipped == [("bad", "cannot identify")]
     assert capsys.readouterr().err.strip() == f"retrieval features: skipping {tmp_path / 'bad'}: cannot identify"
+
+
+def test_two_ranks_write_the_files_of_one_process(photos, tmp_path):
+    """`torchrun --nproc_per_node 2 -m retrieval features` shares the images out over the ranks and
+    writes, from rank 0, byte for byte the split files one process writes."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["features", "--images", str(photos), "--no-progress", "--device", "cpu", *TINY]
+    assert main([*args, "--out", str(one)]) == 0
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "retrieval", *args,
+                             "--out", str(two)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("images in") == 1  # one summary, from rank 0
+    folder_one, folder_two = one / "gallery_precomp", two / "gallery_precomp"
+    names = sorted(p.name for p in folder_one.glob("test_*") if p.name != "test_features.json")
+    assert names and names == sorted(p.name for p in folder_two.glob("test_*") if p.name != "test_features.json")
+    for name in names:
+        assert (folder_one / name).read_bytes() == (folder_two / name).read_bytes(), name
+    shards = {p.name for p in (folder_two / ".features_test").glob("shard_*.npz")}
+    assert any(name.startswith("shard_r1_") for name in shards)  # rank 1 did part of the work
