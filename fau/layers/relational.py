@@ -83,7 +83,7 @@ class ChannelAttention(nn.Module):
 
     def forward(self, o_g: torch.Tensor) -> torch.Tensor:
         x = self.down(o_g) if self.down is not None else o_g
-        out = self.gat(x.flatten(2)).view_as(x)
+        out = self.gat(x.flatten(2))[0].view_as(x)
         return self.up(out, output_size=o_g.shape[-2:]) if self.up is not None else out
 
 
@@ -101,7 +101,7 @@ class PixelAttention(nn.Module):
     def forward(self, o_g: torch.Tensor) -> torch.Tensor:
         x = self.down(o_g)
         b, c, h, w = x.shape
-        nodes = self.gat(x.flatten(2).transpose(1, 2))                   # (B, h·w, c)
+        nodes, _ = self.gat(x.flatten(2).transpose(1, 2))                # (B, h·w, c)
         return self.up(nodes.transpose(1, 2).reshape(b, c, h, w), output_size=o_g.shape[-2:])
 
 

@@ -1,7 +1,7 @@
 """Dense graph layers on small graphs (≤ 64 nodes), batched, with optional adjacency masks.
 
-Used by MGRR-Net's channel- and pixel-level multi-head GATs (fau-models.md §3.2(b), eqs. 4.3–4.4),
-HiRE's relation-aware GCN, and the GCNs of VSR++ and HSLM (retrieval-models.md §3, §5, §6).
+Used by MGRR-Net's channel- and pixel-level multi-head GATs (thesis eqs. 4.3–4.4), HiRE's
+relation-aware GCN, and the GCNs of VSR++ and HSLM (docs/retrieval.md).
 Node features are (B, N, F); adjacency is (N, N) or (B, N, N) (and (B, R, N, N) per relation).
 """
 
@@ -35,8 +35,11 @@ class MultiHeadGraphAttention(nn.Module):
 
     α^l_ij = softmax_{j ∈ Ω_i}(U_q^l x_i · U_k^l x_j / sqrt(d)), heads concatenated to
     `attn_dim` (= D), mapped back to `out_dim` by U_c, then ReLU.  Values are U_v x_j (eq. 4.4's
-    literal "α·C_i" is read as a typo, as the spec recommends).  Ω_i is every node, or the
-    neighbours given by a boolean `adjacency` mask.  With `residual=True` the input is added.
+    literal "α·C_i" is read as a typo: docs/fau.md, decision 'GAT form').  Ω_i is every node, or
+    the neighbours given by a boolean `adjacency` mask.  With `residual=True` the input is added.
+
+    `forward` returns ``(output, attention)``: the output (B, N, out_dim) and the attention weights
+    α (B, heads, N, N), detached (an explanation is returned, never kept on the module).
     """
 
     def __init__(self, in_dim: int, attn_dim: int = 1024, heads: int = 8, out_dim: int | None = None,
@@ -53,9 +56,8 @@ class MultiHeadGraphAttention(nn.Module):
         self.value = nn.Linear(in_dim, attn_dim)
         self.combine = nn.Linear(attn_dim, out_dim)
         self.residual, self.activation = residual, activation
-        self.last_attention: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, adjacency: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, adjacency: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         batch, nodes, _ = x.shape
 
         def split(t: torch.Tensor) -> torch.Tensor:
@@ -68,12 +70,11 @@ class MultiHeadGraphAttention(nn.Module):
             mask = adjacency.to(torch.bool)
             mask = mask.unsqueeze(1) if mask.ndim == 3 else mask.view(1, 1, nodes, nodes)
         attn = masked_softmax(scores, mask, dim=-1)
-        self.last_attention = attn.detach()
         mixed = (attn @ v).transpose(1, 2).reshape(batch, nodes, self.heads * self.head_dim)
         out = self.combine(mixed)
         if self.activation:
             out = torch.relu(out)
-        return out + x if self.residual else out
+        return (out + x if self.residual else out), attn.detach()
 
 
 class GraphConvolution(nn.Module):

@@ -47,7 +47,7 @@ def test_multihead_gat_matches_explicit_per_head_computation():
     torch.manual_seed(0)
     gat = MultiHeadGraphAttention(in_dim=6, attn_dim=8, heads=2, out_dim=6)
     x = torch.randn(2, 4, 6)
-    out = gat(x)
+    out, attention = gat(x)
     q, k, v = gat.query(x), gat.key(x), gat.value(x)
     heads = []
     for h in range(2):
@@ -56,7 +56,9 @@ def test_multihead_gat_matches_explicit_per_head_computation():
         heads.append(attn @ v[..., sl])
     expected = torch.relu(gat.combine(torch.cat(heads, dim=-1)))
     assert torch.allclose(out, expected, atol=1e-6)
-    assert gat.last_attention.shape == (2, 2, 4, 4)
+    assert attention.shape == (2, 2, 4, 4)
+    assert torch.allclose(attention.sum(-1), torch.ones(2, 2, 4))
+    assert not hasattr(gat, "last_attention")
 
 
 def test_gat_adjacency_mask_blocks_non_neighbours():
@@ -64,11 +66,11 @@ def test_gat_adjacency_mask_blocks_non_neighbours():
     gat = MultiHeadGraphAttention(in_dim=4, attn_dim=8, heads=4)
     x = torch.randn(1, 3, 4)
     adjacency = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]])
-    out = gat(x, adjacency)
+    out, attention = gat(x, adjacency)
     moved = x.clone()
     moved[0, 2] += 5.0
-    assert torch.allclose(gat(moved, adjacency)[0, :2], out[0, :2], atol=1e-6)
-    assert torch.all(gat.last_attention[..., :2, 2] == 0)
+    assert torch.allclose(gat(moved, adjacency)[0][0, :2], out[0, :2], atol=1e-6)
+    assert torch.all(attention[..., :2, 2] == 0)
 
 
 def test_gcn_and_normalisation():
