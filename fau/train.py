@@ -1,16 +1,24 @@
 """`fau train`: the FAU side of training; the loop itself is `shared.trainer.fit`.
 
-This module reads the config's ``train:`` section into `shared.trainer.TrainConfig` and its
-``data:`` section into `DataConfig`, builds the model from the registry (`fau.models.MODELS`) and the
-training / validation sets of a fold, and hands `fit` the FAU hooks:
+This module reads the config's ``train:`` section into `FAUTrainConfig` (`shared.trainer.TrainConfig`
+plus ``protocol``) and its ``data:`` section into `DataConfig`, builds the model from the registry
+(`fau.models.MODELS`) and the training set of a fold, and hands `fit` the FAU hooks:
 
 * the model's input is the batch's ``image``;
-* ``prepare_batch`` adds the fold's class-balance weights (``au_weights``) to every batch;
+* ``prepare_batch`` adds the class-balance weights (``au_weights``) of the rows it trains on;
 * ``start_epoch`` selects the epoch of the random crops, flips and Cutout holes (a function of
-  (seed, epoch, row), so a resumed run sees the crops an uninterrupted one would);
-* ``evaluate`` scores the fold's *validation* subjects (held-out training subjects, never the test
-  part; docs/fau.md, decision 'model selection') on every rank and selects the best checkpoint by
-  macro F1; metrics.jsonl gets val_f1, val_accuracy and val_auc.
+  (seed, epoch, row), so a resumed run sees the crops an uninterrupted one would).
+
+Two protocols (``train.protocol``, ``fau train --protocol``; docs/fau.md, decision 'protocol'):
+
+* ``paper`` — the thesis's: train on every subject of the two training parts for the config's
+  fixed number of epochs ("two folds ... are used for training and the remaining one is used for
+  testing", thesis §3.3.1; 20 epochs §3.3.2, 15 §4.4.1 and §5.4.2), no validation carve-out; the
+  last epoch is the run's model and is scored on the test part (``OUT/eval.json``, the report of
+  `fau eval`);
+* ``validated`` — ours: 15 % of the training subjects are held out (`fau.data.folds`), ``evaluate``
+  scores them on every rank after each epoch and the best macro F1 is kept; metrics.jsonl gets
+  val_f1, val_accuracy and val_auc.
 
 Runs unchanged under ``torchrun --nproc_per_node N`` (DDP, gloo on CPU). The run directory is the
 one `shared.trainer` describes (best / last checkpoints, metrics.jsonl, config.yaml); the best
@@ -23,13 +31,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
 
 from fau.aus import dataset_for_aus
 from fau.data.loader import AlignedFaceDataset
+from fau.data.stats import class_weights, cooccurrence_prior
 from fau.data.table import PreparedDataset, load_prepared
 from fau.evaluation.scores import score_rows
 from fau.language.vocab import language_tensors
@@ -38,12 +47,23 @@ from shared.checkpoint import describe_transfer, load_checkpoint, load_matching
 from shared.config import bounded, from_dict
 from shared.distributed import DistInfo, init_distributed
 from shared.errors import UserError
+from shared.io import write_json
 from shared.seed import seed_everything
 from shared.trainer import EpochEval, TrainConfig, TrainJob, fit
 
 log = logging.getLogger(__name__)
 
 SECTIONS = ("model", "train", "data")
+PROTOCOLS = ("paper", "validated")
+#: the report of the paper protocol's last epoch on the test part, next to the checkpoints
+EVAL_FILE = "eval.json"
+
+
+@dataclass(frozen=True)
+class FAUTrainConfig(TrainConfig):
+    """The ``train:`` section of a FAU config: the shared schema plus the protocol (module docstring)."""
+
+    protocol: Literal["paper", "validated"] = "paper"
 
 
 @dataclass(frozen=True)
@@ -61,21 +81,42 @@ class DataConfig:
             raise ValueError(f"crop {self.crop} is larger than image_size {self.image_size}")
 
 
-def read_settings(config: Mapping[str, Any]) -> tuple[TrainConfig, DataConfig]:
+def read_settings(config: Mapping[str, Any]) -> tuple[FAUTrainConfig, DataConfig]:
     """The ``train:`` and ``data:`` sections, read strictly (unknown, missing or out-of-range keys
     are one-line errors naming the dotted key)."""
     for section in SECTIONS:
         if section not in config:
             raise UserError(f"config: missing section {section!r}")
-    return from_dict(TrainConfig, config["train"], "train"), from_dict(DataConfig, config["data"], "data")
+    return from_dict(FAUTrainConfig, config["train"], "train"), from_dict(DataConfig, config["data"], "data")
 
 
-def fold_statistics(data: PreparedDataset, fold: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class-balance weights (label-column order) and the co-occurrence prior of a fold's training set."""
-    info = data.fold(fold)
-    weights = np.array([info["class_weights"][c] for c in data.columns], dtype=np.float32)
-    prior = np.asarray(info["prior"], dtype=np.float32) if info.get("prior") is not None else None
-    return weights, prior
+def protocol_rows(data: PreparedDataset, fold: str, protocol: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The table rows a protocol trains on and the rows it selects on (None: no selection).
+
+    ``paper``: every subject of the two training parts (the fold's train and validation subjects),
+    no selection rows; ``validated``: the fold's training subjects, selected on its validation subjects.
+    """
+    if protocol not in PROTOCOLS:
+        raise UserError(f"train.protocol {protocol!r} is not one of {', '.join(PROTOCOLS)}")
+    train_rows, val_rows = data.indices(fold, "train"), data.indices(fold, "val")
+    if protocol == "paper":
+        rows = np.union1d(train_rows, val_rows)
+        if len(rows) == 0 or len(data.indices(fold, "test")) == 0:
+            raise UserError(f"{data.root}: fold {fold} has {len(rows)} training and "
+                            f"{len(data.indices(fold, 'test'))} test frames")
+        return rows, None
+    if len(train_rows) == 0 or len(val_rows) == 0:
+        raise UserError(f"{data.root}: fold {fold} has {len(train_rows)} training and {len(val_rows)} validation "
+                        f"frames (the validated protocol needs both; --protocol paper trains on all of them)")
+    return train_rows, val_rows
+
+
+def fold_statistics(data: PreparedDataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class-balance weights (label-column order, `fau.data.stats.class_weights`) and MGRR-Net's
+    co-occurrence prior (thesis eqs. 4.1–4.2) of the rows a run trains on, so the statistics always
+    come from exactly the training frames of the protocol (never validation or test frames)."""
+    labels = data.labels()[rows]
+    return class_weights(labels).astype(np.float32), cooccurrence_prior(labels).astype(np.float32)
 
 
 def with_data_aus(config: Mapping[str, Any], data: PreparedDataset) -> dict[str, Any]:
@@ -91,10 +132,12 @@ def with_data_aus(config: Mapping[str, Any], data: PreparedDataset) -> dict[str,
 
 
 def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDataset, fold: str,
-                    prior: np.ndarray | None) -> dict[str, Any]:
-    """The JSON sidecar of a FAU checkpoint: everything needed to rebuild and interpret the model."""
+                    prior: np.ndarray | None, protocol: str) -> dict[str, Any]:
+    """The JSON sidecar of a FAU checkpoint: everything needed to rebuild and interpret the model,
+    and the protocol that produced it."""
     return {
         "model": model_name,
+        "protocol": protocol,
         "config": dict(config),
         "labels": data.columns,
         "aus": list(data.meta.get("aus", [])),
@@ -135,7 +178,8 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     data = load_prepared(data_dir)
     if data.meta.get("task", "au") != "au":
         raise UserError(f"{data_dir}: task {data.meta.get('task')!r} is not supported by `fau train` yet")
-    weights, prior = fold_statistics(data, fold)
+    train_rows, val_rows = protocol_rows(data, fold, settings.protocol)
+    weights, prior = fold_statistics(data, train_rows)
     config = with_data_aus(config, data)
     model = build_model(model_name, config["model"], num_aus=len(data.columns), prior=prior)
     if getattr(model, "input_size", data_settings.crop) != data_settings.crop:
@@ -147,23 +191,32 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
             log.info(describe_transfer(init_from, loaded, skipped))
     if info.is_main and getattr(model, "backbone_status", None):
         log.info("%s backbone: %s", model_name, model.backbone_status)
-    train_rows, val_rows = data.indices(fold, "train"), data.indices(fold, "val")
-    if len(train_rows) == 0 or len(val_rows) == 0:
-        raise UserError(f"{data_dir}: fold {fold} has {len(train_rows)} training and {len(val_rows)} validation frames")
     train_set = AlignedFaceDataset(data, train_rows, data_settings.image_size, data_settings.crop, train=True,
                                    seed=settings.seed, cache=data_settings.cache_images,
                                    extras=language_tensors(model, data),
                                    cutout=(data_settings.cutout_size, data_settings.cutout_prob))
-    val_set = AlignedFaceDataset(data, val_rows, data_settings.image_size, data_settings.crop, train=False,
-                                 cache=data_settings.cache_images)
+    evaluate = None
+    if val_rows is not None:
+        val_set = AlignedFaceDataset(data, val_rows, data_settings.image_size, data_settings.crop, train=False,
+                                     cache=data_settings.cache_images)
+        evaluate = validation_hook(val_set, settings.eval_batch_size, info, data.columns)
     au_weights = torch.from_numpy(weights).to(info.device)
     job = TrainJob(
         model=model, train_set=train_set, settings=settings, config=config,
-        meta=checkpoint_meta(model_name, config, data, fold, prior),
+        meta=checkpoint_meta(model_name, config, data, fold, prior, settings.protocol),
         model_input=lambda batch: batch["image"],
-        evaluate=validation_hook(val_set, settings.eval_batch_size, info, data.columns),
+        evaluate=evaluate,
         start_epoch=train_set.set_epoch,
         prepare_batch=lambda batch: {**batch, "au_weights": au_weights},
         record_key="val", generator=generator,
     )
-    return fit(job, out, info, amp=amp, show_progress=show_progress, stop_after_epoch=stop_after_epoch)
+    best = fit(job, out, info, amp=amp, show_progress=show_progress, stop_after_epoch=stop_after_epoch)
+    if settings.protocol == "paper" and info.is_main and best.is_file():
+        from fau.evaluation.checkpoint import evaluate_checkpoint
+
+        report = evaluate_checkpoint(best, data_dir, fold, "test", device=str(info.device),
+                                     batch_size=settings.eval_batch_size)
+        write_json(Path(out) / EVAL_FILE, report)
+        log.info("paper protocol: last epoch on the test part %s: macro F1 %.3f (%s)", fold,
+                 report["scores"]["macro"]["f1"], Path(out) / EVAL_FILE)
+    return best

@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or a YAML path (default: the model's tiny config)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
+    parser.add_argument("--protocol", choices=("paper", "validated"), default=None,
+                        help="paper: train on both training parts for the fixed epochs, score the last epoch on the "
+                             "test part (OUT/eval.json); validated: select the best epoch on held-out training "
+                             "subjects (ours) (default: the config's train.protocol)")
     parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA (always off on CPU)")
@@ -37,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from fau.train import train
 
     switches = [f"model.{s}=false" for s in ABLATIONS if getattr(args, f"no_{s}")]
+    if args.protocol is not None:
+        switches.append(f"train.protocol={args.protocol}")
     config = MODELS.load_config(args.model, args.config, [*args.overrides, *switches])
     best = train(args.model, args.data, args.fold, config, args.out, device=args.device,
                  init_from=args.init_from, show_progress=not args.no_progress, amp=not args.no_amp)

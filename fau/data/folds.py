@@ -5,7 +5,7 @@ project uses (JAA-Net ``data/list/*_part{1,2,3}_path.txt``, identical in ME-Grap
 LibreFace, AU-Net; the thesis follows "the common 3-fold subject-exclusive cross-validation
 protocol", §5.4.1, without listing subjects: docs/fau.md, decision 'fold partitions') plus, per fold,
 a deterministic validation subset of that fold's training subjects for model selection (the thesis
-describes none; never select on the test fold: decision 'model selection').
+describes none; never select on the test fold: decision 'protocol'; the paper protocol trains on them).
 
 Fold-file format (also accepted as ``ROOT/folds.yaml`` in a raw tree, which overrides the shipped
 list, e.g. for SynFACS or FPara)::
@@ -98,7 +98,7 @@ def training_subjects(parts: Mapping[str, Sequence[str]], test_part: str) -> lis
 def choose_validation(subjects: Sequence[str], fraction: float = VALIDATION_FRACTION,
                       seed: int = VALIDATION_SEED) -> tuple[str, ...]:
     """Deterministic validation subset: a seeded permutation of the sorted subjects, first
-    max(1, round(fraction * n)) of them, returned sorted (docs/fau.md, decision 'model selection')."""
+    max(1, round(fraction * n)) of them, returned sorted (docs/fau.md, decision 'protocol')."""
     ordered = sorted(subjects)
     if len(ordered) < 2:
         return ()

@@ -1,7 +1,9 @@
 """`fau eval`: score a trained checkpoint on a split of a prepared dataset.
 
-The report holds per-AU and macro F1 / accuracy / AUC (`fau.evaluation.scores`) and, for models with
-a language head (VL-FAU), the quality of their descriptions (`fau.evaluation.language`).
+The report holds per-AU and macro F1 / accuracy / AUC (`fau.evaluation.scores`), the protocol that
+produced the checkpoint (``paper``: last epoch of the fixed schedule; ``validated``: best validation
+epoch; docs/fau.md, decision 'protocol') and, for models with a language head (VL-FAU), the quality
+of their descriptions (`fau.evaluation.language`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,12 @@ def load_checked(checkpoint: str | Path, device: str = "auto") -> tuple[Any, dic
         raise UserError(f"checkpoint {sidecar}: {err}") from None
 
 
+def checkpoint_protocol(meta: dict[str, Any]) -> str:
+    """The protocol of a checkpoint's sidecar; checkpoints written before the key existed were all
+    selected on validation subjects (``validated``)."""
+    return str(meta.get("protocol", "validated"))
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str | None = None,
                         split: str = "test", device: str = "auto", batch_size: int = 32) -> dict[str, Any]:
     """Score a checkpoint on a split of a prepared dataset; returns the JSON report."""
@@ -85,12 +93,17 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     if list(data.columns) != list(meta["labels"]):
         raise UserError(f"{data_dir}: label columns {data.columns} differ from the checkpoint's {meta['labels']}")
     fold = fold or meta["fold"]
+    protocol = checkpoint_protocol(meta)
+    if protocol == "paper" and split == "val" and fold == meta.get("fold"):
+        raise UserError(f"--split val: the paper protocol trained {checkpoint} on the validation subjects of "
+                        f"fold {fold} (evaluate on --split test)")
     crop = int(meta["config"]["data"]["crop"])
     dataset = AlignedFaceDataset(data, data.indices(fold, split), int(meta["config"]["data"]["image_size"]), crop, train=False)
     info = DistInfo(device=next(model.parameters()).device)
     scores = score_rows(model, dataset, batch_size, info, data.columns)
     report = {"model": meta["model"], "dataset": data.meta.get("dataset"), "synthetic": bool(data.meta.get("synthetic")),
-              "aus": list(data.meta.get("aus", [])), "fold": fold, "split": split,
+              "aus": list(data.meta.get("aus", [])), "fold": fold, "split": split, "protocol": protocol,
+              "epoch": meta.get("epoch"), "selection": (meta.get("selection") or {}).get("rule"),
               "checkpoint": str(checkpoint), "frames": int(len(dataset)), "scores": scores}
     if getattr(model, "has_language", False):
         text_set = AlignedFaceDataset(data, dataset.indices, dataset.image_size, crop, train=False,

@@ -36,8 +36,11 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     datasets = {r["dataset"] for r in reports}
     if len(models) > 1 or len(datasets) > 1:
         raise UserError(f"--aggregate: reports mix models {sorted(models)} / datasets {sorted(map(str, datasets))}")
+    protocols = {r.get("protocol", "validated") for r in reports}
+    if len(protocols) > 1:
+        raise UserError(f"--aggregate: reports mix protocols {sorted(protocols)} (aggregate one protocol at a time)")
     out: dict[str, Any] = {"model": reports[0]["model"], "dataset": reports[0]["dataset"],
-                           "folds": [r["fold"] for r in reports], "scores": {}}
+                           "protocol": protocols.pop(), "folds": [r["fold"] for r in reports], "scores": {}}
     for name in names:
         out["scores"][name] = {}
         for metric in ("f1", "accuracy", "auc"):
@@ -50,12 +53,22 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+PROTOCOL_LABELS = {"paper": "paper protocol (last epoch of the fixed schedule, all training subjects)",
+                   "validated": "validated protocol (best epoch on held-out training subjects; ours)"}
+
+
+def protocol_label(protocol: str) -> str:
+    """How a table names the protocol that produced its numbers."""
+    return PROTOCOL_LABELS.get(protocol, f"protocol {protocol}")
+
+
 def format_report(report: Mapping[str, Any]) -> str:
     """A plain-text table of one report (single fold) or an aggregate (mean ± std, paper column)."""
     scores = report["scores"]
     paper = report.get("paper_f1") or {}
     lines = [f"{report['model']} on {report.get('dataset')} "
-             + (f"fold {report['fold']} ({report['frames']} frames)" if "fold" in report else f"folds {', '.join(report['folds'])}")]
+             + (f"fold {report['fold']} ({report['frames']} frames)" if "fold" in report else f"folds {', '.join(report['folds'])}")
+             + f", {protocol_label(report.get('protocol', 'validated'))}"]
     header = f"{'AU':<8}{'F1':>14}{'Acc':>14}{'AUC':>14}" + (f"{'paper F1':>10}" if paper else "")
     lines.append(header)
     for name, values in scores.items():
