@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     config = MODELS.load_config(args.model, args.config, args.overrides)
     if "model" not in config:
         raise UserError(f"config {path}: no 'model' section")
-    settings = from_dict(entry.cls.Config, config["model"], "model")
+    settings = from_dict(entry.cls.Config, entry.cls.without_pretrained(config["model"]), "model")
     count = entry.cls.num_outputs(settings)
     model = entry.cls(settings, num_aus=count, prior=np.full((count, count), 0.5, dtype=np.float32))
     print(format_parameter_table(model, f"{entry.name} ({path.name}, {count} outputs, input {model.input_size}px)"))

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fau.pretrained import resolve_weights
 from shared.errors import UserError
 
 #: ImageNet normalisation expected by timm's Swin weights (the loader gives mean = std = 0.5)
@@ -25,19 +26,20 @@ class SwinStages(nn.Module):
     `name` is any timm Swin (``swin_base_patch4_window7_224`` in the paper config: "Swin-Transformer-
     base", thesis §5.4.2; ImageNet-1k or -22k is unstated, docs/fau.md, decision 'Swin variant'); `options`
     are extra constructor kwargs (the tiny config shrinks embed_dim / depths / heads / window).
-    Never downloads: ImageNet weights come only from the local ``.safetensors`` file `weights`
-    (timm key layout; the classifier head is dropped), otherwise the stem is randomly initialised
-    and `status` says so. Input is converted from the loader's [-1, 1] range to ImageNet statistics;
+    `weights` is ``none`` (random initialisation, on purpose), a local ``.safetensors`` file or a hub
+    name (`fau.pretrained`); the file is in timm's key layout and its classifier head is dropped.
+    `status` says which. Input is converted from the loader's [-1, 1] range to ImageNet statistics;
     the last stage goes through the Swin's final LayerNorm, as in the pretrained classifier.
     """
 
-    def __init__(self, name: str, image_size: int, weights: str | None, drop_path: float,
+    def __init__(self, name: str, image_size: int, weights: str, drop_path: float,
                  options: Mapping[str, Any]) -> None:
         super().__init__()
         import timm
 
         if not name.startswith("swin"):
             raise UserError(f"config model.backbone.name: {name!r} is not a timm Swin Transformer")
+        path = resolve_weights(weights, "model.backbone.weights")       # fails before the stem is built
         try:
             self.swin = timm.create_model(name, pretrained=False, num_classes=0, img_size=image_size,
                                           drop_path_rate=drop_path, **dict(options))
@@ -45,25 +47,22 @@ class SwinStages(nn.Module):
             raise UserError(f"config model.backbone: cannot build {name!r} ({err})") from None
         self.channels: tuple[int, ...] = tuple(int(info["num_chs"]) for info in self.swin.feature_info)
         self.reductions: tuple[int, ...] = tuple(int(info["reduction"]) for info in self.swin.feature_info)
-        self.status = self._load(weights) if weights else "random init (no local ImageNet weights file configured)"
+        self.status = self._load(path, weights) if path is not None else "random init (model.backbone.weights=none)"
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def _load(self, weights: str) -> str:
+    def _load(self, path: Path, source: str) -> str:
         from safetensors.torch import load_file
         from timm.models.swin_transformer import checkpoint_filter_fn
 
-        path = Path(weights)
-        if path.suffix != ".safetensors" or not path.is_file():
-            raise UserError(f"config model.backbone.weights: {path} is not a local .safetensors file")
         state = checkpoint_filter_fn(load_file(str(path)), self.swin)
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
         missing, unexpected = self.swin.load_state_dict(state, strict=False)
         missing = [k for k in missing if "relative_position_index" not in k and "attn_mask" not in k]
         if missing or unexpected:
-            raise UserError(f"config model.backbone.weights: {path} does not fit the backbone "
+            raise UserError(f"config model.backbone.weights: {source} does not fit the backbone "
                             f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
-        return f"ImageNet weights from {path}"
+        return f"pretrained weights from {source}" + (f" ({path})" if str(path) != source else "")
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x = (images * 0.5 + 0.5 - self.mean) / self.std

@@ -41,7 +41,8 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
     tensors, meta = load_checkpoint(checkpoint)
     prior = np.asarray(meta["prior"], dtype=np.float32) if meta.get("prior") is not None else None
-    model = build_model(meta["model"], meta["config"]["model"], num_aus=len(meta["labels"]), prior=prior)
+    section = MODELS.get(meta["model"]).cls.without_pretrained(meta["config"]["model"])
+    model = build_model(meta["model"], section, num_aus=len(meta["labels"]), prior=prior)
     wanted = getattr(getattr(model, "vocab", None), "version", None)
     if wanted is not None and meta.get("template_version") not in (None, wanted):
         raise UserError(f"{checkpoint}: trained with language template {meta['template_version']!r}, "

@@ -51,6 +51,13 @@ class FAUModel(nn.Module, abc.ABC):
         return cls(from_dict(cls.Config, section, "model"), **runtime)
 
     @classmethod
+    def without_pretrained(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``model:`` section with its pretrained-weight sources switched off, for building a
+        model whose every tensor is about to come from a checkpoint (`fau.models.load_model`) or
+        that is only counted (`fau info`); models without pretrained parts return it unchanged."""
+        return dict(section)
+
+    @classmethod
     def num_outputs(cls, config: Any) -> int:
         """How many label columns a model of `config` predicts (the dataset's AU count by default)."""
         return len(resolve_aus(config.dataset))

@@ -46,7 +46,8 @@ class BackboneConfig:
     """``model.backbone``: the timm Swin stem (`fau.layers.marl.SwinStages`)."""
 
     name: str = "swin_base_patch4_window7_224"
-    weights: str | None = None
+    weights: str = bounded("timm/swin_base_patch4_window7_224.ms_in1k",
+                           doc="none | a local .safetensors file | a hub name (fau.pretrained)")
     drop_path: float = bounded(0.1, minimum=0.0, maximum=1.0)
     options: dict[str, Any] = bounded({}, doc="extra timm constructor keyword arguments")
 
@@ -129,6 +130,12 @@ class VLFAU(FAUModel):
 
     name = "vlfau"
     Config = VLFAUConfig
+
+    @classmethod
+    def without_pretrained(cls, section: Mapping[str, Any]) -> dict[str, Any]:
+        """``backbone.weights: none``: the checkpoint holds the trained backbone."""
+        backbone = {**dict(section.get("backbone") or {}), "weights": "none"}
+        return {**dict(section), "backbone": backbone}
 
     def __init__(self, config: VLFAUConfig, num_aus: int, prior: np.ndarray | None = None) -> None:
         cfg = config

@@ -160,19 +160,67 @@ def test_weight_norm_option_scales_the_au_loss() -> None:
     torch.testing.assert_close(fau_one * batch["au_weights"].sum(), fau_n)
 
 
-def test_backbone_loads_only_a_local_safetensors_file(tmp_path: Path) -> None:
+def _save_backbone(model, path: Path) -> Path:
     from safetensors.torch import save_file
 
+    save_file({k: v.contiguous() for k, v in model.backbone.swin.state_dict().items()}, str(path))
+    return path
+
+
+def _same_backbone(a, b) -> None:
+    for name, value in a.backbone.swin.state_dict().items():
+        assert torch.equal(value, b.backbone.swin.state_dict()[name]), name
+
+
+def test_backbone_loads_a_local_safetensors_file(tmp_path: Path) -> None:
     source = build(seed=1)
-    path = tmp_path / "swin.safetensors"
-    save_file({k: v.contiguous() for k, v in source.backbone.swin.state_dict().items()}, str(path))
+    path = _save_backbone(source, tmp_path / "swin.safetensors")
     loaded = build(f"model.backbone.weights={path}", seed=2)
-    assert loaded.backbone_status.startswith("ImageNet weights from")
-    for name, value in source.backbone.swin.state_dict().items():
-        assert torch.equal(value, loaded.backbone.swin.state_dict()[name]), name
-    assert build().backbone_status.startswith("random init")
+    assert loaded.backbone_status.startswith(f"pretrained weights from {path}")
+    _same_backbone(source, loaded)
+    assert build().backbone_status == "random init (model.backbone.weights=none)"
     with pytest.raises(UserError, match="not a local .safetensors file"):
         build(f"model.backbone.weights={tmp_path / 'missing.safetensors'}")
+
+
+def test_backbone_hub_name_reaches_the_hub_client_and_loads_its_file(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub
+
+    source = build(seed=1)
+    path = _save_backbone(source, tmp_path / "model.safetensors")
+    asked = []
+
+    def fake_download(repo_id: str, filename: str, **kwargs) -> str:
+        asked.append((repo_id, filename, kwargs))
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    for name in ("timm/swin_tiny_patch4_window7_224.ms_in1k", "hf-hub:timm/swin_tiny_patch4_window7_224.ms_in1k"):
+        loaded = build(f"model.backbone.weights={name}", seed=2)
+        _same_backbone(source, loaded)
+        assert loaded.backbone_status.startswith(f"pretrained weights from {name}")
+    assert asked == [("timm/swin_tiny_patch4_window7_224.ms_in1k", "model.safetensors", {})] * 2
+
+
+def test_backbone_hub_name_offline_without_cache_is_one_line_naming_the_fix(tmp_path: Path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)          # never touches the network
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(UserError) as err:
+        build("model.backbone.weights=timm/swin_tiny_patch4_window7_224.not_cached_anywhere")
+    message = str(err.value)
+    assert "\n" not in message and "model.backbone.weights=PATH.safetensors" in message
+    assert "model.backbone.weights=none" in message
+
+
+def test_paper_config_names_imagenet_weights_and_loading_a_checkpoint_never_fetches_them() -> None:
+    from fau.models import MODELS
+
+    section = MODELS.load_config("vlfau", "bp4d")["model"]
+    assert section["backbone"]["weights"] == "timm/swin_base_patch4_window7_224.ms_in1k"
+    assert MODELS.get("vlfau").cls.without_pretrained(section)["backbone"]["weights"] == "none"
+    assert section["backbone"]["weights"] == "timm/swin_base_patch4_window7_224.ms_in1k"   # not mutated
 
 
 @pytest.mark.parametrize("option", ["model.language.shared_output=false", "model.loss.gau_classifier=main",

@@ -118,3 +118,41 @@ def test_default_run_table_has_the_language_columns():
     header, _, vlfau_row, algrnet_row = table.splitlines()
     assert "word@5 L/G" in header and "desc" in header
     assert vlfau_row.endswith("92.7/95.4   85.0") and algrnet_row.endswith("-/-      -")
+
+
+def test_paper_config_offline_without_weights_is_one_line_naming_the_fix(prepared, tmp_path, capsys, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    run = tmp_path / "paper"
+    assert main(["train", "--model", "vlfau", "--data", str(prepared), "--config", "vlfau_bp4d", "--out", str(run),
+                 "--no-progress"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line or "Traceback" in line]
+    assert len(err) == 1 and err[0].startswith("fau: error: config model.backbone.weights:")
+    assert "timm/swin_base_patch4_window7_224.ms_in1k" in err[0]
+    assert "model.backbone.weights=PATH.safetensors" in err[0] and "model.backbone.weights=none" in err[0]
+    assert not run.exists()
+
+
+def test_train_with_a_local_weights_file_starts_from_it(prepared, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    source = vlfau(load_prepared(prepared))
+    weights = tmp_path / "swin.safetensors"
+    save_file({k: v.contiguous() + 0.01 for k, v in source.backbone.swin.state_dict().items()
+               if v.is_floating_point()}, str(weights))
+    run = tmp_path / "run"
+    assert main(["train", "--model", "vlfau", "--data", str(prepared), "--config", "vlfau_tiny", "--out", str(run),
+                 "--no-progress", f"model.backbone.weights={weights}", "train.epochs=1", "train.batch_size=8",
+                 "train.lr=0.0"]) == 0
+    assert f"vlfau backbone: pretrained weights from {weights}" in capsys.readouterr().err
+    trained, meta = load_checkpoint(run / "best")
+    stored = load_file(str(weights))
+    name = "patch_embed.proj.weight"
+    assert torch.equal(trained[f"backbone.swin.{name}"], stored[name])      # lr 0: the file's tensor, unchanged
+    assert meta["config"]["model"]["backbone"]["weights"] == str(weights)
+    moved = tmp_path / "elsewhere.safetensors"
+    weights.rename(moved)                       # a trained checkpoint loads without the pretrained file
+    model, _ = load_model(run / "best.safetensors")
+    assert torch.equal(model.backbone.swin.state_dict()[name], stored[name])
