@@ -8,7 +8,7 @@ Labels use 1 = active, 0 = inactive, -1 = unknown; unknown entries are masked ou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Literal, Mapping
 
 import torch
 from torch.nn import functional as F
@@ -63,15 +63,23 @@ def inter_ocular_sq(landmarks: torch.Tensor) -> torch.Tensor:
     return (left - right).pow(2).sum(dim=-1)
 
 
-def alignment_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def alignment_loss(predicted: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Face-alignment loss, thesis eqs. 3.1 / 4.10: 1/(2 d_o²) Σ_i [(x_i - x̂_i)² + (y_i - ŷ_i)²], batch mean.
 
     Both (B, 49, 2) in crop pixels; d_o is the ground-truth inter-ocular distance (eye-centre
     distance, JAA-Net), clamped at 1 px² so a degenerate annotation cannot divide by zero.
+    `mask` (B,) marks the frames that have ground-truth landmarks (a frame prepared with
+    ``--no-align`` may have none); the mean runs over those frames only, and a batch without any
+    gives 0 (no gradient), never a pull towards a made-up target.
     """
     target = target.to(predicted.dtype)
+    finite = torch.isfinite(target).all(dim=-1).all(dim=-1)
+    keep = finite if mask is None else finite & mask.to(torch.bool)
+    target = torch.where(keep[:, None, None], target, predicted.detach())
     squared = (predicted - target).pow(2).sum(dim=(1, 2))
-    return (squared / (2.0 * inter_ocular_sq(target).clamp_min(1.0))).mean()
+    per_frame = squared / (2.0 * inter_ocular_sq(target).clamp_min(1.0))
+    weight = keep.to(per_frame.dtype)
+    return (per_frame * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -94,28 +102,37 @@ def sequence_nll(logits: torch.Tensor, targets: torch.Tensor, pad: int) -> torch
 
 @dataclass(frozen=True)
 class AULossConfig:
-    """``model.loss`` of ALGRNet and MGRR-Net: λ of the alignment loss (0.5, thesis §3.3.2 / §4.4.1)
-    and the weight of JAA-Net's Dice loss (0: off; docs/fau.md, decision 'Dice loss')."""
+    """``model.loss`` of ALGRNet and MGRR-Net: the objective (below), λ of the alignment loss (0.5,
+    thesis §3.3.2 / §4.4.1) and the weight of JAA-Net's Dice loss (0: off; docs/fau.md, decision 'Dice loss').
 
+    ``objective``: ``au`` — L_au on the final probability (the mean of the local and the integrated
+    probability), thesis §3.2.1 "L = L_au (or L_par) + λ L_align" (ALGRNet); ``au_int`` — L_au on the
+    local and L_int on the integrated logits, eq. 4.11 "(L_au + L_int) + λ L_align" (MGRR-Net)
+    (docs/fau.md, decision 'integrated head')."""
+
+    objective: Literal["au", "au_int"] = "au"
     align_weight: float = bounded(0.5, minimum=0.0, doc="λ in L = L_au (+ L_int) + λ L_align")
     dice_weight: float = bounded(0.0, minimum=0.0)
 
 
 def au_losses(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor],
-              align_weight: float, dice_weight: float) -> dict[str, torch.Tensor]:
-    """(L_au + L_int) + λ·L_align (MGRR-Net, thesis eq. 4.11; ALGRNet's eq. 3.2 objective with the
-    same integrated head: docs/fau.md, decision 'integrated head'), plus JAA-Net's weighted Dice on
-    the local logits when `dice_weight` > 0 (decision 'Dice loss'). Reads ``au_logits_local``,
-    ``au_logits_integrated``, ``landmarks`` and the batch's ``labels``, ``au_weights``, ``landmarks``."""
+              config: AULossConfig) -> dict[str, torch.Tensor]:
+    """``objective: au``: L_au(final) + λ·L_align (ALGRNet, thesis §3.2.1, eqs. 3.1–3.2);
+    ``au_int``: (L_au(local) + L_int(integrated)) + λ·L_align (MGRR-Net, eq. 4.11); plus JAA-Net's
+    weighted Dice on the logits L_au reads when `dice_weight` > 0 (decision 'Dice loss'). Reads
+    ``au_logits`` / ``au_logits_local``, ``au_logits_integrated``, ``landmarks`` (and
+    ``landmark_mask`` when the batch has it) and the batch's ``labels``, ``au_weights``, ``landmarks``."""
     labels, weights = batch["labels"], batch["au_weights"]
-    losses = {
-        "au": weighted_bce(outputs["au_logits_local"], labels, weights),
-        "int": weighted_bce(outputs["au_logits_integrated"], labels, weights),
-        "align": alignment_loss(outputs["landmarks"], batch["landmarks"]),
-    }
-    total = losses["au"] + losses["int"] + align_weight * losses["align"]
-    if dice_weight > 0:
-        losses["dice"] = weighted_dice(outputs["au_logits_local"], labels, weights)
-        total = total + dice_weight * losses["dice"]
+    au_logits = outputs["au_logits"] if config.objective == "au" else outputs["au_logits_local"]
+    losses = {"au": weighted_bce(au_logits, labels, weights)}
+    total = losses["au"]
+    if config.objective == "au_int":
+        losses["int"] = weighted_bce(outputs["au_logits_integrated"], labels, weights)
+        total = total + losses["int"]
+    losses["align"] = alignment_loss(outputs["landmarks"], batch["landmarks"], batch.get("landmark_mask"))
+    total = total + config.align_weight * losses["align"]
+    if config.dice_weight > 0:
+        losses["dice"] = weighted_dice(au_logits, labels, weights)
+        total = total + config.dice_weight * losses["dice"]
     losses["total"] = total
     return losses

@@ -2,7 +2,9 @@
 
 Each item is a dict (the batch keys every FAU model reads, see `fau.models.base`):
 ``image`` float32 (3, crop, crop) normalised with mean = std = 0.5 (JAA-Net's normalisation),
-``labels`` int64 (A,) in {-1, 0, 1}, ``landmarks`` float32 (49, 2) in crop pixels, ``index`` (row).
+``labels`` int64 (A,) in {-1, 0, 1}, ``landmarks`` float32 (49, 2) in crop pixels (zeros for a frame
+without landmarks), ``landmark_mask`` bool (): the frame has ground-truth landmarks (a frame prepared
+with ``--no-align`` may have none; `fau.losses.alignment_loss` skips it), ``index`` (row).
 Training items take a random crop and a horizontal flip that also permutes the landmarks; the
 randomness of item i in epoch e is drawn from a generator seeded by (seed, e, i), so a run resumed
 at epoch e sees exactly the crops an uninterrupted run would.  Evaluation items take the centre crop.
@@ -89,6 +91,7 @@ class AlignedFaceDataset(Dataset):
             "image": tensor,
             "labels": self.labels[row],
             "landmarks": torch.from_numpy(np.nan_to_num(points).astype(np.float32)),
+            "landmark_mask": torch.tensor(bool(np.isfinite(points).all())),
             "index": torch.tensor(row),
             **{key: value[row] for key, value in self.extras.items()},
         }

@@ -8,9 +8,11 @@ the words of every sentence the template can produce, sorted. The vocabulary is 
 deterministic function of the template file: a checkpoint records the template version and rebuilds
 the same ids from the same file.
 
-Encoded sequences are ``[start, w_1, ..., w_n, <eos>]`` cut to ``1 + max_len`` ids (the start token
-plus at most `max_len` generated tokens: decision 'decoding lengths') and padded with ``<pad>``; a missing target (an
-unknown label) is all ``<pad>``, so it drops out of every masked loss.
+Encoded sequences are ``[start, w_1, ..., w_n, <eos>]`` of at most ``1 + max_len`` ids (the start token
+plus at most `max_len` generated tokens: decision 'decoding lengths') and padded with ``<pad>``; a
+sentence longer than that keeps its first ``max_len - 1`` words and always ends with ``<eos>``, so the
+decoder still learns to stop. A missing target (an unknown label) is all ``<pad>``, so it drops out of
+every masked loss.
 """
 
 from __future__ import annotations
@@ -114,11 +116,11 @@ class Vocabulary:
         return self.bos if au is None else self.id(au_token(au))
 
     def encode(self, text: str | None, start: int, max_len: int) -> list[int]:
-        """``[start, ids..., <eos>]`` cut to 1 + `max_len` ids and padded to that length;
-        all ``<pad>`` for a missing text (see the module docstring)."""
+        """``[start, ids..., <eos>]`` of 1 + `max_len` ids, padded; a longer sentence is cut to its
+        first `max_len` - 1 words and keeps ``<eos>``; all ``<pad>`` for a missing text (module docstring)."""
         if text is None:
             return [self.pad] * (max_len + 1)
-        ids = ([self.id(t) for t in tokenize(text)] + [self.eos])[:max_len]
+        ids = [self.id(t) for t in tokenize(text)][:max_len - 1] + [self.eos]
         return [start, *ids] + [self.pad] * (max_len - len(ids))
 
     def decode(self, ids: Iterable[int]) -> str:

@@ -47,14 +47,12 @@ class RegionConfig:
     scale_min: float = bounded(0.05, minimum=1e-3, doc="sigmoid parametrisation: lower bound of e_i")
     scale_max: float = bounded(0.3, maximum=1.0, doc="sigmoid parametrisation: upper bound of e_i")
     hidden: int = bounded(512, minimum=1, doc="width of the offset and scale FC networks")
-    map: Literal["gaussian", "jaa"] = "gaussian"
+    fixed_map: Literal["jaa", "gaussian"] = "jaa"     # map of fixed regions; adaptive ones are always Gaussian
     refine: bool = True
     refine_width: int = bounded(64, minimum=1)
     detach_landmarks: bool = True
 
     def __post_init__(self) -> None:
-        if self.adaptive and self.map != "gaussian":
-            raise ValueError("adaptive: true needs map: gaussian (the JAA-Net map is not differentiable)")
         if self.scale_param == "sigmoid" and not self.scale_min < self.init_scale < self.scale_max:
             raise ValueError(f"init_scale {self.init_scale} must lie inside "
                              f"(scale_min {self.scale_min}, scale_max {self.scale_max})")
@@ -91,7 +89,7 @@ def build_front(input_size: int, stem: StemConfig, alignment: AlignmentConfig, r
         centre_fn, regions, align_module.feature_dim, size, input_size,
         adaptive=region.adaptive, offset_mode=region.offset_mode, offset_max=region.offset_max,
         init_scale=region.init_scale, scale_param=region.scale_param, scale_min=region.scale_min,
-        scale_max=region.scale_max, hidden=region.hidden, map_kind=region.map, refine=region.refine,
+        scale_max=region.scale_max, hidden=region.hidden, map_kind="gaussian" if region.adaptive else region.fixed_map, refine=region.refine,
         refine_width=region.refine_width, detach_landmarks=region.detach_landmarks,
     )
     return Front(stem_module, align_module, region_module, stem_module.out_channels, size, stem.unit_dim)

@@ -13,9 +13,10 @@ region. MGRR-Net (thesis §4.3.1) uses the landmark rule alone.
   e_i, with o = tanh(·)·o_max·crop and e = 0.14·exp(0.5·tanh(·)) (or a sigmoid into [e_min, e_max])
   (ours: docs/fau.md, decisions 'offset layout' and 'differentiable region maps');
   non-adaptive ("w/o Ada", thesis Tab 3.5; MGRR-Net): offsets 0 and JAA-Net's fixed e = 0.14;
-* maps: a differentiable Gaussian per centre pair on the stem grid, σ_i = e_i · size / 2
-  (`fau.aus.gaussian_attention`), or JAA-Net's L1 fall-off map (`fau.aus.attention_maps`, fixed
-  regions only), optionally refined per AU by JAA-Net's ``LocalAttentionRefine`` (4 conv3×3 +
+* maps: adaptive regions draw a differentiable Gaussian per centre pair on the stem grid,
+  σ_i = e_i · size / 2 (`fau.aus.gaussian_attention`); fixed regions (ALGRNet "w/o Ada", MGRR-Net)
+  draw JAA-Net's L1 fall-off map (`fau.aus.attention_maps`; "the same experiment setting as Shao et
+  al. (2021)", thesis §3.3.5) or, as an option, the same Gaussian (docs/fau.md, decision 'fixed regions'), optionally refined per AU by JAA-Net's ``LocalAttentionRefine`` (4 conv3×3 +
   sigmoid; docs/fau.md, decision 'attention refinement').
 """
 

@@ -71,8 +71,9 @@ class RegionGraph(nn.Module):
 class ChannelAttention(nn.Module):
     """Channel-level MH-GAT (C_G): the c channels of O_G are nodes of dimension w·h, mapped to D
     (eqs. 4.3–4.4, `shared.layers.MultiHeadGraphAttention`) and back; reshaped to O_G's shape.
-    With `downsample` the map is first reduced by conv3×3/s2 and restored by a deconvolution
-    (thesis §4.4.1's reading of the stride-2 conv; docs/fau.md, decision 'stride-2 convolution')."""
+    With `downsample` (the paper config) the map is first reduced by conv3×3/s2/p1 ("We use a 3 × 3
+    Conv2D operation with a stride two and padding one before learning the channel-level feature",
+    thesis §4.4.1) and restored by a deconvolution (docs/fau.md, decision 'stride-2 convolution')."""
 
     def __init__(self, channels: int, size: int, attn_dim: int, heads: int, residual: bool, downsample: bool) -> None:
         super().__init__()
@@ -120,7 +121,7 @@ class RelationalLayerConfig:
     attn_dim: int = bounded(1024, minimum=1, doc="D of the MH-GATs")
     heads: int = bounded(8, minimum=1, doc="L parallel attention heads")
     gat_residual: bool = False
-    channel_downsample: bool = False
+    channel_downsample: bool = True
     gfc: Literal["per_au", "shared_global"] = "per_au"
 
 

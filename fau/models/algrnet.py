@@ -5,12 +5,13 @@ and scales, Gaussian attention around the JAA-Net centres, thesis §3.2.2) → p
 v_t = F ⊙ A_t → skip-BiLSTM over the AU patches (ConvLSTM, gated skip connections, eqs. 3.4–3.8) →
 gated local–global feature fusion & refining (eqs. 3.9–3.10, three conv blocks, §3.2.4) → per-AU
 classifiers and an integrated head; the final probability is their average (§3.3.2). Loss: weighted
-BCE (local + integrated, docs/fau.md, decision 'integrated head') + 0.5·alignment; paralysis task:
-4-grade weighted CE + 0.5·alignment (eq. 3.3).
+BCE on the final probability + 0.5·alignment (§3.2.1; docs/fau.md, decision 'integrated head');
+paralysis task: 4-grade weighted CE + 0.5·alignment (eq. 3.3).
 
 Ablation switches (thesis Tab 3.5): ``skip_bilstm.mode`` skip | plain ("w/ Bi") | none ("w/o S-B");
 ``fusion.mode`` gated | simple (concatenation, "following Shao et al.") | none ("w/o F&R");
-``region.adaptive`` false ("w/o Ada": offsets 0, e = 0.14).
+``region.adaptive`` false ("w/o Ada": JAA-Net's maps, e = 0.14, "the same experiment setting as Shao
+et al. (2021)", §3.3.5).
 """
 
 from __future__ import annotations
@@ -184,16 +185,16 @@ class ALGRNet(FAUModel):
 
     def training_losses(self, outputs: Mapping[str, torch.Tensor],
                         batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """AU task: L_au + L_int + λ·L_align (thesis eq. 3.2 with the integrated head); paralysis:
-        L_par + λ·L_align (eq. 3.3)."""
+        """AU task: L_au + λ·L_align on the final probability (thesis §3.2.1, eq. 3.2; ``loss.objective``
+        au_int adds L_int as MGRR-Net's eq. 4.11); paralysis: L_par + λ·L_align (eq. 3.3)."""
         loss = self.config.loss
         if self.task == "au":
-            return au_losses(outputs, batch, loss.align_weight, loss.dice_weight)
+            return au_losses(outputs, batch, loss)
         grades = batch["grades"]
         if grades.ndim == 2 and grades.shape[1] != 1:
             raise ValueError(f"paralysis batches carry one grade per image, got grades {tuple(grades.shape)}")
         losses = {"grade": weighted_cross_entropy(outputs["grade_logits"], grades.reshape(-1), batch["grade_weights"]),
-                  "align": alignment_loss(outputs["landmarks"], batch["landmarks"])}
+                  "align": alignment_loss(outputs["landmarks"], batch["landmarks"], batch.get("landmark_mask"))}
         losses["total"] = losses["grade"] + loss.align_weight * losses["align"]
         return losses
 

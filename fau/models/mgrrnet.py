@@ -1,8 +1,8 @@
 """MGRR-Net, the multi-level graph relational reasoning network (thesis Ch. 4).
 
-Same stem and alignment branch as ALGRNet (thesis §4.3.1); regions from the landmarks only, with
-JAA-Net's fixed width ratio e = 0.14, give patch features v_i = O_G ⊙ A_i (docs/fau.md, decision
-'fixed regions'). Then K relational layers (`fau.layers.relational`, thesis §4.3.2; K = 2, §4.4.1),
+Same stem and alignment branch as ALGRNet (thesis §4.3.1); regions from the landmarks only, JAA-Net's
+maps with its fixed width ratio e = 0.14 and its attention refinement ("the same with Shao et al.
+(2021)", §4.4.1), give patch features v_i = O_G ⊙ A_i (docs/fau.md, decision 'fixed regions'). Then K relational layers (`fau.layers.relational`, thesis §4.3.2; K = 2, §4.4.1),
 each with a region-level dynamic AU graph (eq. 4.5), channel- and pixel-level multi-head GATs on O_G
 (eqs. 4.3–4.4) and hierarchical gated fusion cells (eqs. 4.6–4.8); then per-AU branch classifiers
 and an integrated head over the alignment and refined AU features (§4.3.3). Loss
@@ -58,10 +58,10 @@ class MGRRNetConfig:
     input_size: int = bounded(176, minimum=16, doc="crop side (must equal data.crop)")
     stem: StemConfig = field(default_factory=StemConfig)
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
-    region: RegionConfig = field(default_factory=lambda: RegionConfig(adaptive=False, refine=False))
+    region: RegionConfig = field(default_factory=lambda: RegionConfig(adaptive=False))
     relational: RelationalConfig = field(default_factory=RelationalConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
-    loss: AULossConfig = field(default_factory=AULossConfig)
+    loss: AULossConfig = field(default_factory=lambda: AULossConfig(objective="au_int"))
 
     def __post_init__(self) -> None:
         check_input_size(self.input_size, self.stem.grids)
@@ -115,7 +115,7 @@ class MGRRNet(FAUModel):
     def training_losses(self, outputs: Mapping[str, torch.Tensor],
                         batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """(L_au + L_int) + λ·L_align, thesis eq. 4.11."""
-        return au_losses(outputs, batch, self.config.loss.align_weight, self.config.loss.dice_weight)
+        return au_losses(outputs, batch, self.config.loss)
 
     def explain(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """The fixed AU regions the patches are cut with: ``region_maps`` A_i (B, A, S, S),

@@ -93,7 +93,7 @@ class LanguageConfig:
 class LossConfig:
     """``model.loss``: the weights of eq. 5.12 and the forms of L_Fau's weights and L_Gau's classifier."""
 
-    au_weight_norm: Literal["sum_to_n", "sum_to_one"] = "sum_to_n"
+    au_weight_norm: Literal["sum_to_n", "sum_to_one"] = "sum_to_one"
     lgen_weight: float = bounded(1.0, minimum=0.0)
     ggen_weight: float = bounded(1.0, minimum=0.0)
     gau_weight: float = bounded(1.0, minimum=0.0)

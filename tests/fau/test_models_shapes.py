@@ -251,8 +251,8 @@ def test_config_errors_are_one_line_user_errors() -> None:
     with pytest.raises(UserError, match=r"model.relational.layer.graph_init: 'zeros' is not one of 'prior', 'random'"):
         build_model("mgrrnet", config, 12)
     config = tiny("algrnet")
-    config["region"]["map"] = "jaa"     # adaptive regions need the differentiable map
-    with pytest.raises(UserError, match="model.region: adaptive: true needs map: gaussian"):
+    config["region"]["fixed_map"] = "l1"
+    with pytest.raises(UserError, match=r"model.region.fixed_map: 'l1' is not one of 'jaa', 'gaussian'"):
         build_model("algrnet", config, 12)
     assert MODELS.names() == ["algrnet", "mgrrnet", "vlfau"]
     with pytest.raises(UserError):

@@ -45,8 +45,12 @@ def test_gradients_reach_every_parameter(name: str) -> None:
     model = build(name)
     batch = make_batch(4)
     losses = model.training_losses(model(batch["image"]), batch)
-    assert {"au", "int", "align", "total"} <= set(losses)
-    torch.testing.assert_close(losses["total"], losses["au"] + losses["int"] + 0.5 * losses["align"])
+    if name == "algrnet":   # thesis §3.2.1: L = L_au + λ L_align, no L_int
+        assert set(losses) == {"au", "align", "total"}
+        torch.testing.assert_close(losses["total"], losses["au"] + 0.5 * losses["align"])
+    else:                   # thesis eq. 4.11: (L_au + L_int) + λ L_align
+        assert set(losses) == {"au", "int", "align", "total"}
+        torch.testing.assert_close(losses["total"], losses["au"] + losses["int"] + 0.5 * losses["align"])
     losses["total"].backward()
     missing = [n for n, p in model.named_parameters()
                if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
@@ -68,12 +72,13 @@ def test_paralysis_gradients_reach_every_parameter(fusion: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["algrnet", "mgrrnet"])
 def test_overfits_a_fixed_batch(name: str) -> None:
-    """Loss (and the AU part alone) falls by >= 90% on 16 fixed images within 20 Adam steps."""
+    """Loss (and the AU part alone) falls by >= 90% on 16 fixed images within 30 Adam steps (ALGRNet's
+    L_au on the averaged probability needs ~25)."""
     model = build(name)
     batch = make_batch(16)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     first = None
-    for _ in range(20):
+    for _ in range(30):
         losses = model.training_losses(model(batch["image"]), batch)
         if first is None:
             first = {k: v.item() for k, v in losses.items()}
@@ -106,18 +111,18 @@ def test_unknown_labels_do_not_contribute(name: str) -> None:
     batch["labels"][2, 7] = -1
     with torch.no_grad():
         outputs = model(batch["image"])
-    logits = {k: outputs[k].clone().requires_grad_(True) for k in ("au_logits_local", "au_logits_integrated")}
+    read = ("au_logits",) if name == "algrnet" else ("au_logits_local", "au_logits_integrated")
+    logits = {k: outputs[k].clone().requires_grad_(True) for k in read}
     losses = model.training_losses({**outputs, **logits}, batch)
-    (losses["au"] + losses["int"]).backward()
+    (losses["au"] + losses.get("int", 0.0)).backward()
     for tensor in logits.values():
         assert torch.all(tensor.grad[0, :5] == 0) and tensor.grad[2, 7] == 0
         assert torch.all(tensor.grad[1] != 0)
     # predictions for unknown entries are irrelevant; flipping a known label does change the loss
-    moved = outputs["au_logits_local"].clone()
+    moved = outputs[read[0]].clone()
     moved[0, :5] += 10.0
     moved[2, 7] -= 10.0
-    torch.testing.assert_close(model.training_losses({**outputs, "au_logits_local": moved}, batch)["au"],
-                               losses["au"])
+    torch.testing.assert_close(model.training_losses({**outputs, read[0]: moved}, batch)["au"], losses["au"])
     flipped = {**batch, "labels": batch["labels"].clone()}
     flipped["labels"][1, 0] = 1 - flipped["labels"][1, 0]
     assert model.training_losses(outputs, flipped)["au"] != losses["au"]
@@ -144,8 +149,9 @@ ALGRNET_SWITCHES = [
     {"region.offset_mode": "per_centre", "region.scale_param": "sigmoid"},
     {"region.offset_mode": "per_au_shared", "skip_bilstm.gate_sum": "mean"},
     {"region.refine": False, "region.detach_landmarks": False},
-    {"region.adaptive": False, "region.map": "jaa"},
+    {"region.adaptive": False, "region.fixed_map": "gaussian"},
     {"loss.dice_weight": 1.0},
+    {"loss.objective": "au_int", "loss.dice_weight": 1.0},   # MGRR-Net's L_int added
 ]
 
 MGRRNET_SWITCHES = [
@@ -161,9 +167,11 @@ MGRRNET_SWITCHES = [
     {"relational.layer.region_graph": False},
     {"relational.layer.graph_init": "random", "relational.layer.adjacency_norm": "row",
      "relational.layer.adjacency_diagonal": "keep", "relational.layer.node_weights": "shared"},
-    {"relational.layer.channel_downsample": True, "relational.layer.gat_residual": True,
+    {"relational.layer.channel_downsample": False, "relational.layer.gat_residual": True,
      "relational.layer.gfc": "shared_global"},
-    {"region.refine": True, "region.adaptive": True},
+    {"region.refine": False, "region.fixed_map": "gaussian"},
+    {"region.adaptive": True},
+    {"loss.objective": "au"},
 ]
 
 

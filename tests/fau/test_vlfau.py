@@ -154,7 +154,8 @@ def test_describe_and_explanation_modes() -> None:
 
 def test_weight_norm_option_scales_the_au_loss() -> None:
     batch = make_batch(build(), 2)
-    n, one = build(), build("model.loss.au_weight_norm=sum_to_one")
+    assert tiny()["loss"]["au_weight_norm"] == "sum_to_one"      # thesis eq. 5.9: γ sums to 1
+    n, one = build("model.loss.au_weight_norm=sum_to_n"), build()
     fau_n = n.training_losses(n(batch["image"]), batch)["fau"]
     fau_one = one.training_losses(one(batch["image"]), batch)["fau"]
     torch.testing.assert_close(fau_one * batch["au_weights"].sum(), fau_n)
