@@ -64,6 +64,7 @@ class FAUTrainConfig(TrainConfig):
     """The ``train:`` section of a FAU config: the shared schema plus the protocol (module docstring)."""
 
     protocol: Literal["paper", "validated"] = "paper"
+    requires_init: bool = bounded(False, doc="refuse to start without --init-from (a BP4D model for DISFA)")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,22 @@ def fold_statistics(data: PreparedDataset, rows: np.ndarray) -> tuple[np.ndarray
     return class_weights(labels).astype(np.float32), cooccurrence_prior(labels).astype(np.float32)
 
 
+def init_source(init_from: str | Path | None, settings: FAUTrainConfig, model_name: str) -> Path | None:
+    """The checkpoint to initialise from: None when not given or given as ``none`` (on purpose); a
+    config with ``train.requires_init`` (the DISFA paper configs: "initializes the parameters of the
+    well-trained model trained on BP4D when training on DISFA", thesis §4.4.1) refuses to start
+    without one in one line."""
+    if init_from is not None and str(init_from).strip().lower() == "none":
+        return None
+    if init_from is None:
+        if settings.requires_init:
+            raise UserError(f"--init-from: this config starts {model_name} from a model trained on BP4D (config "
+                            f"train.requires_init; thesis §4.4.1); pass --init-from BP4D_RUN/best.safetensors, or "
+                            f"--init-from none to train from scratch on purpose")
+        return None
+    return Path(init_from)
+
+
 def with_data_aus(config: Mapping[str, Any], data: PreparedDataset) -> dict[str, Any]:
     """A copy of `config` whose ``model.dataset`` names the prepared data's AU set (its centre rules)."""
     if data.meta.get("task", "au") != "au":
@@ -169,6 +186,8 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     """Train `model_name` on fold `fold` of a prepared dataset; return the best checkpoint path.
 
     Re-running with the same `out` resumes from ``out/last`` (same result as an uninterrupted run).
+    `init_from` is a checkpoint whose matching tensors start the model, or ``"none"`` to start from
+    scratch on purpose where the config requires an initialisation (`init_source`).
     `stop_after_epoch` ends the run early after that epoch (used to test resuming).  `amp` turns
     on float16 autocast with loss scaling on CUDA (a no-op on CPU).
     """
@@ -178,17 +197,20 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     data = load_prepared(data_dir)
     if data.meta.get("task", "au") != "au":
         raise UserError(f"{data_dir}: task {data.meta.get('task')!r} is not supported by `fau train` yet")
+    source = init_source(init_from, settings, model_name)
     train_rows, val_rows = protocol_rows(data, fold, settings.protocol)
     weights, prior = fold_statistics(data, train_rows)
     config = with_data_aus(config, data)
     model = build_model(model_name, config["model"], num_aus=len(data.columns), prior=prior)
     if getattr(model, "input_size", data_settings.crop) != data_settings.crop:
         raise UserError(f"config: data.crop {data_settings.crop} differs from the model's input_size {model.input_size}")
-    if init_from is not None:
-        tensors, _ = load_checkpoint(init_from)
+    if source is not None:
+        tensors, init_meta = load_checkpoint(source)
+        if settings.requires_init and init_meta.get("model") != model_name:
+            raise UserError(f"--init-from {source}: a {init_meta.get('model')!r} checkpoint, not {model_name!r}")
         loaded, skipped = load_matching(model, tensors)
         if info.is_main:
-            log.info(describe_transfer(init_from, loaded, skipped))
+            log.info(describe_transfer(source, loaded, skipped))
     if info.is_main and getattr(model, "backbone_status", None):
         log.info("%s backbone: %s", model_name, model.backbone_status)
     train_set = AlignedFaceDataset(data, train_rows, data_settings.image_size, data_settings.crop, train=True,

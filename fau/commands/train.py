@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paper: train on both training parts for the fixed epochs, score the last epoch on the "
                              "test part (OUT/eval.json); validated: select the best epoch on held-out training "
                              "subjects (ours) (default: the config's train.protocol)")
-    parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
+    parser.add_argument("--init-from", default=None,
+                        help="checkpoint to initialise matching tensors from (the DISFA paper configs require a BP4D "
+                             "run of the same model; 'none' trains from scratch on purpose)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA (always off on CPU)")
     for switch in ABLATIONS:

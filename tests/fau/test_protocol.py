@@ -5,6 +5,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from fau.cli import main
@@ -92,3 +93,30 @@ def test_cli_flag_sets_the_protocol_and_aggregate_names_it(prepared, tmp_path, c
     assert main(["train", "--model", "mgrrnet", "--data", str(prepared), "--out", str(tmp_path / "x"),
                  "train.protocol=best"]) == 2
     assert "train.protocol" in capsys.readouterr().err
+
+
+def test_disfa_paper_configs_require_a_bp4d_initialisation(prepared, tmp_path, capsys):
+    for model in ("algrnet", "mgrrnet"):
+        assert MODELS.load_config(model, "disfa")["train"]["requires_init"] is True
+        assert MODELS.load_config(model, "bp4d")["train"]["requires_init"] is False
+    assert MODELS.load_config("vlfau", "disfa")["train"]["requires_init"] is False
+    assert main(["train", "--model", "mgrrnet", "--data", str(prepared), "--config", "mgrrnet_disfa",
+                 "--out", str(tmp_path / "disfa"), "--no-progress"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "--init-from BP4D_RUN/best.safetensors" in err[0] and "--init-from none" in err[0]
+    assert not (tmp_path / "disfa").exists()
+    required = MODELS.load_config("mgrrnet", "tiny", [*FAST, "train.epochs=1", "train.requires_init=true"])
+    with pytest.raises(UserError, match="train.requires_init"):
+        train("mgrrnet", prepared, "part3", required, tmp_path / "a", device="cpu", show_progress=False)
+    scratch = train("mgrrnet", prepared, "part3", required, tmp_path / "b", device="cpu", show_progress=False,
+                    init_from="none")
+    algrnet = train("algrnet", prepared, "part3", MODELS.load_config("algrnet", "tiny", [*FAST, "train.epochs=1"]),
+                    tmp_path / "c", device="cpu", show_progress=False)
+    with pytest.raises(UserError, match="a 'algrnet' checkpoint, not 'mgrrnet'"):
+        train("mgrrnet", prepared, "part3", required, tmp_path / "d", device="cpu", show_progress=False,
+              init_from=algrnet)
+    started = train("mgrrnet", prepared, "part3", {**required, "train": {**required["train"], "lr": 0.0}},
+                    tmp_path / "e", device="cpu", show_progress=False, init_from=scratch)
+    a, _ = load_checkpoint(scratch)
+    b, _ = load_checkpoint(started)
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
