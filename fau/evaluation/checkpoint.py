@@ -1,6 +1,8 @@
 """`fau eval`: score a trained checkpoint on a split of a prepared dataset.
 
-The report holds per-AU and macro F1 / accuracy / AUC (`fau.evaluation.scores`), the protocol that
+The report holds per-AU and macro F1 / accuracy / AUC (per-grade F1 / accuracy for the paralysis
+task), the face-alignment mean error of thesis Tab 3.6 for models with a landmark branch
+(`fau.evaluation.scores`), the protocol that
 produced the checkpoint (``paper``: last epoch of the fixed schedule; ``validated``: best validation
 epoch; docs/fau.md, decision 'protocol') and, for models with a language head (VL-FAU), the quality
 of their descriptions (`fau.evaluation.language`).
@@ -84,7 +86,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     from fau.data.loader import AlignedFaceDataset
     from fau.data.table import load_prepared
     from fau.evaluation.language import language_scores
-    from fau.evaluation.scores import score_rows
+    from fau.evaluation.scores import alignment_error, au_scores, grade_scores, predict_dataset
     from fau.language.vocab import language_tensors
     from shared.distributed import DistInfo
 
@@ -100,11 +102,17 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     crop = int(meta["config"]["data"]["crop"])
     dataset = AlignedFaceDataset(data, data.indices(fold, split), int(meta["config"]["data"]["image_size"]), crop, train=False)
     info = DistInfo(device=next(model.parameters()).device)
-    scores = score_rows(model, dataset, batch_size, info, data.columns)
-    report = {"model": meta["model"], "dataset": data.meta.get("dataset"), "synthetic": bool(data.meta.get("synthetic")),
+    predictions = predict_dataset(model, dataset, batch_size, info)
+    task = data.meta.get("task", "au")
+    scores = (grade_scores(predictions, list(data.meta["grades"])) if task == "paralysis"
+              else au_scores(predictions, data.columns))
+    report = {"task": task, "model": meta["model"], "dataset": data.meta.get("dataset"), "synthetic": bool(data.meta.get("synthetic")),
               "aus": list(data.meta.get("aus", [])), "fold": fold, "split": split, "protocol": protocol,
               "epoch": meta.get("epoch"), "selection": (meta.get("selection") or {}).get("rule"),
               "checkpoint": str(checkpoint), "frames": int(len(dataset)), "scores": scores}
+    alignment = alignment_error(predictions)
+    if alignment is not None:
+        report["alignment"] = alignment
     if getattr(model, "has_language", False):
         text_set = AlignedFaceDataset(data, dataset.indices, dataset.image_size, crop, train=False,
                                       extras=language_tensors(model, data))

@@ -27,6 +27,19 @@ def paper_f1(dataset: str | None, model: str, aus: Sequence[int] | None = None) 
     return {f"AU{au}": value for au, value in zip(table[dataset]["aus"], table[dataset][model])}
 
 
+def _metrics(scores: Mapping[str, Any]) -> list[str]:
+    """The metrics of a report's scores, in table order (AU: F1, accuracy, AUC; grades: F1, accuracy)."""
+    first = next(iter(scores.values()))
+    return [m for m in ("f1", "accuracy", "auc") if m in first]
+
+
+def _mean_std(values: np.ndarray) -> dict[str, float]:
+    finite = np.isfinite(values)
+    if not finite.any():
+        return {"mean": float("nan"), "std": float("nan")}
+    return {"mean": float(values[finite].mean()), "std": float(values[finite].std())}
+
+
 def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Mean ± std over folds of every per-AU and macro score (values in %)."""
     if not reports:
@@ -43,10 +56,13 @@ def aggregate(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                            "protocol": protocols.pop(), "folds": [r["fold"] for r in reports], "scores": {}}
     for name in names:
         out["scores"][name] = {}
-        for metric in ("f1", "accuracy", "auc"):
+        for metric in _metrics(reports[0]["scores"]):
             values = np.array([100.0 * r["scores"][name][metric] for r in reports], dtype=np.float64)
-            out["scores"][name][metric] = {"mean": float(np.nanmean(values)) if np.isfinite(values).any() else float("nan"),
-                                           "std": float(np.nanstd(values)) if np.isfinite(values).any() else float("nan")}
+            out["scores"][name][metric] = _mean_std(values)
+    if all("alignment" in r for r in reports):
+        out["alignment"] = {"mean_error": _mean_std(np.array([r["alignment"]["mean_error"] for r in reports]))}
+    if "task" in reports[0]:
+        out["task"] = reports[0]["task"]
     real = not any(r.get("synthetic", True) for r in reports)
     if real and out["dataset"] in REAL_DATASETS:
         out["paper_f1"] = paper_f1(out["dataset"], out["model"], reports[0].get("aus"))
@@ -69,11 +85,14 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines = [f"{report['model']} on {report.get('dataset')} "
              + (f"fold {report['fold']} ({report['frames']} frames)" if "fold" in report else f"folds {', '.join(report['folds'])}")
              + f", {protocol_label(report.get('protocol', 'validated'))}"]
-    header = f"{'AU':<8}{'F1':>14}{'Acc':>14}{'AUC':>14}" + (f"{'paper F1':>10}" if paper else "")
+    metrics = _metrics(scores)
+    titles = {"f1": "F1", "accuracy": "Acc", "auc": "AUC"}
+    first = "grade" if report.get("task") == "paralysis" else "AU"
+    header = f"{first:<8}" + "".join(f"{titles[m]:>14}" for m in metrics) + (f"{'paper F1':>10}" if paper else "")
     lines.append(header)
     for name, values in scores.items():
         cells = []
-        for metric in ("f1", "accuracy", "auc"):
+        for metric in metrics:
             value = values[metric]
             cells.append(f"{value['mean']:6.1f} ± {value['std']:4.1f}" if isinstance(value, dict) else f"{100 * value:13.1f}")
         paper_cell = ""
@@ -81,6 +100,12 @@ def format_report(report: Mapping[str, Any]) -> str:
             paper_value = paper.get(name, float(np.mean(list(paper.values()))) if name == "macro" else None)
             paper_cell = f"{paper_value:10.1f}" if paper_value is not None else f"{'':>10}"
         lines.append(f"{name:<8}" + "".join(f"{c:>14}" for c in cells) + paper_cell)
+    alignment = report.get("alignment")
+    if alignment:
+        value = alignment["mean_error"]
+        shown = f"{value['mean']:.2f} ± {value['std']:.2f}" if isinstance(value, dict) else f"{value:.2f}"
+        frames = f" over {alignment['frames']} frames" if "frames" in alignment else ""
+        lines.append(f"landmark mean error (Tab 3.6, % of the inter-ocular distance): {shown}{frames}")
     language = report.get("language")
     if language:
         names = {"word_top5_local": "word top-5 accuracy, local", "word_top5_global": "word top-5 accuracy, global",

@@ -136,3 +136,23 @@ def test_a_global_caption_longer_than_the_limit_keeps_its_end_token() -> None:
     assert ids[1:-1] == [vocab.id(w) for w in words[:59]]
     short = vocab.encode("the person smiles .", vocab.bos, 60)
     assert short[:6] == [vocab.bos, *[vocab.id(w) for w in tokenize("the person smiles .")], vocab.eos]
+
+
+# --- the face-alignment mean error of Tab 3.6 ------------------------------------------------
+
+def test_alignment_error_is_mean_distance_over_inter_ocular_distance_in_percent() -> None:
+    from fau.evaluation.scores import _per_frame_alignment_error, alignment_error
+
+    target = torch.as_tensor(np.stack([_face(80), _face(80), _face(80)]))
+    d_o = 0.3 * 80                                   # eye centres at 0.35 and 0.65 of the crop
+    predicted = target.clone()
+    predicted[0, :, 0] += 0.05 * d_o                 # every point 5 % of d_o off
+    predicted[1, :, 1] -= 0.15 * d_o                 # 15 %
+    predicted[2] += 100.0                            # no ground truth: must not count
+    errors = _per_frame_alignment_error(predicted, target, torch.tensor([True, True, False])).numpy()
+    np.testing.assert_allclose(errors[:2], [0.05, 0.15], rtol=1e-5)
+    assert np.isnan(errors[2])
+    result = alignment_error({"landmark_error": errors})
+    assert result["frames"] == 2 and result["mean_error"] == pytest.approx(10.0, rel=1e-5)
+    assert alignment_error({"landmark_error": np.full(2, np.nan)}) is None
+    assert alignment_error({"prob": np.zeros((2, 3))}) is None

@@ -58,6 +58,9 @@ def test_paper_protocol_uses_every_training_subject_and_reports_the_last_epoch(p
     with pytest.raises(UserError, match="paper protocol trained .* on the validation subjects"):
         evaluate_checkpoint(best, prepared, split="val", device="cpu")
     assert "paper protocol" in format_report(report)
+    # ALGRNet has a landmark branch: the Tab 3.6 mean error over the test frames with landmarks
+    assert report["alignment"]["frames"] == report["frames"] and 0 < report["alignment"]["mean_error"] < 100
+    assert "landmark mean error (Tab 3.6" in format_report(report)
 
 
 def test_validated_protocol_is_unchanged_and_named(prepared, tmp_path):
