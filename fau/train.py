@@ -5,7 +5,8 @@ plus ``protocol``) and its ``data:`` section into `DataConfig`, builds the model
 (`fau.models.MODELS`) and the training set of a fold, and hands `fit` the FAU hooks:
 
 * the model's input is the batch's ``image``;
-* ``prepare_batch`` adds the class-balance weights (``au_weights``) of the rows it trains on;
+* ``prepare_batch`` adds the class-balance weights of the rows it trains on (``au_weights``; for
+  ALGRNet's paralysis task, thesis §3.3.4, the ``grades`` and their ``grade_weights`` of eq. 3.3);
 * ``start_epoch`` selects the epoch of the random crops, flips and Cutout holes (a function of
   (seed, epoch, row), so a resumed run sees the crops an uninterrupted one would).
 
@@ -38,11 +39,11 @@ import torch
 
 from fau.aus import dataset_for_aus
 from fau.data.loader import AlignedFaceDataset
-from fau.data.stats import class_weights, cooccurrence_prior
+from fau.data.stats import class_weights, cooccurrence_prior, grade_weights
 from fau.data.table import PreparedDataset, load_prepared
-from fau.evaluation.scores import score_rows
+from fau.evaluation.scores import au_scores, grade_scores, predict_dataset
 from fau.language.vocab import language_tensors
-from fau.models import build_model
+from fau.models import build_model, output_count
 from shared.checkpoint import describe_transfer, load_checkpoint, load_matching
 from shared.config import bounded, from_dict
 from shared.distributed import DistInfo, init_distributed
@@ -113,11 +114,27 @@ def protocol_rows(data: PreparedDataset, fold: str, protocol: str) -> tuple[np.n
 
 
 def fold_statistics(data: PreparedDataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Class-balance weights (label-column order, `fau.data.stats.class_weights`) and MGRR-Net's
-    co-occurrence prior (thesis eqs. 4.1–4.2) of the rows a run trains on, so the statistics always
-    come from exactly the training frames of the protocol (never validation or test frames)."""
+    """The class-balance weights of the rows a run trains on (so they always come from exactly the
+    training frames of the protocol, never validation or test frames) and, for AU data, MGRR-Net's
+    co-occurrence prior (thesis eqs. 4.1–4.2). AU data: per-AU weights in label-column order
+    (`fau.data.stats.class_weights`); paralysis data: per-grade weights "obtained by counting the
+    different classes in the training set" (eq. 3.3, `fau.data.stats.grade_weights`), no prior."""
     labels = data.labels()[rows]
+    if data.meta.get("task", "au") == "paralysis":
+        return grade_weights(labels[:, 0], len(data.meta["grades"])).astype(np.float32), None
     return class_weights(labels).astype(np.float32), cooccurrence_prior(labels).astype(np.float32)
+
+
+def check_task(model_name: str, config: Mapping[str, Any], data: PreparedDataset, data_dir: str | Path) -> str:
+    """The data's task (``au`` or ``paralysis``), which the model config must share (one line otherwise)."""
+    task = data.meta.get("task", "au")
+    wanted = config["model"].get("task", "au")
+    if task != wanted:
+        if "task" not in config["model"]:
+            raise UserError(f"{data_dir}: {task} data, but {model_name} recognises AUs only "
+                            f"(facial paralysis is ALGRNet's task, thesis §3.3.4: --model algrnet --task paralysis)")
+        raise UserError(f"{data_dir}: {task} data, but the config's model.task is {wanted!r} (pass --task {task})")
+    return task
 
 
 def init_source(init_from: str | Path | None, settings: FAUTrainConfig, model_name: str) -> Path | None:
@@ -169,13 +186,17 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
 
 
 def validation_hook(val_set: AlignedFaceDataset, batch_size: int, info: DistInfo,
-                    names: list[str]) -> Callable[[torch.nn.Module, int], EpochEval]:
-    """The evaluation hook: macro F1 on the validation rows selects; accuracy and AUC are logged."""
+                    data: PreparedDataset) -> Callable[[torch.nn.Module, int], EpochEval]:
+    """The evaluation hook: macro F1 on the validation rows selects (per AU, or per paralysis grade);
+    accuracy (and AUC for AUs) are logged."""
+    paralysis = data.meta.get("task", "au") == "paralysis"
+
     def evaluate(model: torch.nn.Module, epoch: int) -> EpochEval:
-        val = score_rows(model, val_set, batch_size, info, names)
+        predictions = predict_dataset(model, val_set, batch_size, info)
+        val = grade_scores(predictions, list(data.meta["grades"])) if paralysis else au_scores(predictions, data.columns)
         macro = val["macro"]
-        return EpochEval(score=macro["f1"], record=val,
-                         log={"val_f1": macro["f1"], "val_accuracy": macro["accuracy"], "val_auc": macro["auc"]})
+        log_values = {f"val_{key}": macro[key] for key in ("f1", "accuracy", "auc") if key in macro}
+        return EpochEval(score=macro["f1"], record=val, log=log_values)
 
     return evaluate
 
@@ -195,13 +216,13 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     info = init_distributed(device)
     generator = seed_everything(settings.seed)
     data = load_prepared(data_dir)
-    if data.meta.get("task", "au") != "au":
-        raise UserError(f"{data_dir}: task {data.meta.get('task')!r} is not supported by `fau train` yet")
+    task = check_task(model_name, config, data, data_dir)
     source = init_source(init_from, settings, model_name)
     train_rows, val_rows = protocol_rows(data, fold, settings.protocol)
     weights, prior = fold_statistics(data, train_rows)
     config = with_data_aus(config, data)
-    model = build_model(model_name, config["model"], num_aus=len(data.columns), prior=prior)
+    model = build_model(model_name, config["model"], num_aus=output_count(model_name, config["model"], data.columns),
+                        prior=prior)
     if getattr(model, "input_size", data_settings.crop) != data_settings.crop:
         raise UserError(f"config: data.crop {data_settings.crop} differs from the model's input_size {model.input_size}")
     if source is not None:
@@ -221,15 +242,21 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     if val_rows is not None:
         val_set = AlignedFaceDataset(data, val_rows, data_settings.image_size, data_settings.crop, train=False,
                                      cache=data_settings.cache_images)
-        evaluate = validation_hook(val_set, settings.eval_batch_size, info, data.columns)
-    au_weights = torch.from_numpy(weights).to(info.device)
+        evaluate = validation_hook(val_set, settings.eval_batch_size, info, data)
+    class_weight = torch.from_numpy(weights).to(info.device)
+    if task == "paralysis":   # ALGRNet's L_par (eq. 3.3) reads one grade per image and the grade weights
+        def prepare_batch(batch: dict) -> dict:
+            return {**batch, "grades": batch["labels"].reshape(-1), "grade_weights": class_weight}
+    else:
+        def prepare_batch(batch: dict) -> dict:
+            return {**batch, "au_weights": class_weight}
     job = TrainJob(
         model=model, train_set=train_set, settings=settings, config=config,
         meta=checkpoint_meta(model_name, config, data, fold, prior, settings.protocol),
         model_input=lambda batch: batch["image"],
         evaluate=evaluate,
         start_epoch=train_set.set_epoch,
-        prepare_batch=lambda batch: {**batch, "au_weights": au_weights},
+        prepare_batch=prepare_batch,
         record_key="val", generator=generator,
     )
     best = fit(job, out, info, amp=amp, show_progress=show_progress, stop_after_epoch=stop_after_epoch)

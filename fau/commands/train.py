@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or a YAML path (default: the model's tiny config)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
+    parser.add_argument("--task", choices=("au", "paralysis"), default=None,
+                        help="paralysis: ALGRNet's facial-paralysis grades on FPara-style data (thesis §3.3.4; "
+                             "= model.task=paralysis); default: the config's model.task")
     parser.add_argument("--protocol", choices=("paper", "validated"), default=None,
                         help="paper: train on both training parts for the fixed epochs, score the last epoch on the "
                              "test part (OUT/eval.json); validated: select the best epoch on held-out training "
@@ -43,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from fau.train import train
 
     switches = [f"model.{s}=false" for s in ABLATIONS if getattr(args, f"no_{s}")]
+    if args.task is not None:
+        switches.append(f"model.task={args.task}")
     if args.protocol is not None:
         switches.append(f"train.protocol={args.protocol}")
     config = MODELS.load_config(args.model, args.config, [*args.overrides, *switches])

@@ -95,7 +95,8 @@ def _pau_definitions(config: ALGRNetConfig) -> Any:
     return load_pau_definitions(None if source == "default" else source)
 
 
-@MODELS.register("algrnet", configs={"tiny": "algrnet_tiny", "bp4d": "algrnet_bp4d", "disfa": "algrnet_disfa"},
+@MODELS.register("algrnet", configs={"tiny": "algrnet_tiny", "bp4d": "algrnet_bp4d", "disfa": "algrnet_disfa",
+                                    "fpara": "algrnet_fpara"},
                  summary="ALGRNet, adaptive local-global relational network (thesis Ch. 3)")
 class ALGRNet(FAUModel):
     """ALGRNet (module docstring); ``prior`` is accepted for the common constructor and not used."""

@@ -43,6 +43,15 @@ SEED_TABLE = [
     (("algrnet",), BOTH, "model.loss.align_weight", 0.5, "§3.3.2 \"λ is set to 0.5\""),
     (("algrnet",), BOTH, "model.loss.objective", "au", "§3.2.1 \"L = L_au (or L_par) + λ L_align\""),
     (("algrnet",), BOTH, "model.head.grades", 4, "§3.3.2 \"facial paralysis is four categories\""),
+    # --- ALGRNet for facial paralysis (FPara), thesis §3.3.1–3.3.4: the same training as for AUs
+    (("algrnet",), ("fpara",), "model.task", "paralysis", "§3.3.4 facial paralysis estimation"),
+    (("algrnet",), ("fpara",), "model.head.grades", 4, "§3.3.1 \"four grades\" (Tab 3.1)"),
+    (("algrnet",), ("fpara",), "train.protocol", "paper",
+     "§3.3.1 \"two folds (about 80%) are used for training and the remaining one is used for testing\""),
+    (("algrnet",), ("fpara",), "train.epochs", 20, "§3.3.2 \"Maximum epoch number is set to 20\""),
+    (("algrnet",), ("fpara",), "train.lr", 0.01, "§3.3.2"),
+    (("algrnet",), ("fpara",), "data.crop", 176, "§3.3.2"),
+    (("algrnet",), ("fpara",), "model.loss.align_weight", 0.5, "§3.3.2 λ = 0.5 \"(or facial paralysis estimation)\""),
     # --- MGRR-Net, thesis §4.3–4.4.1
     (("mgrrnet",), BOTH, "train.optimizer", "sgd", "§4.4.1 \"the SGD solver\""),
     (("mgrrnet",), BOTH, "train.momentum", 0.9, "§4.4.1 \"a Nesterov momentum of 0.9\""),
