@@ -65,8 +65,8 @@ def test_info_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "--model 'nosuchnet': unknown fau model (known: algrnet, mgrrnet, vlfau)" in capsys.readouterr().err
     assert main(["info"]) == 2
     assert "info needs --model NAME (or --list)" in capsys.readouterr().err
-    assert main(["info", "--model", "algrnet", "--config", "fpara"]) == 2
-    assert "neither a file, a dataset of 'algrnet' (tiny, bp4d, disfa)" in capsys.readouterr().err
+    assert main(["info", "--model", "mgrrnet", "--config", "fpara"]) == 2
+    assert "neither a file, a dataset of 'mgrrnet' (tiny, bp4d, disfa)" in capsys.readouterr().err
     assert main(["info", "--model", "algrnet", "model.region.adaptiv=false"]) == 2
     assert "unknown config key" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"

@@ -45,7 +45,8 @@ def test_vocabulary_is_built_from_the_template_and_encodes_with_bos_eos_pad() ->
     assert ids[n + 2:] == [vocab.pad] * (39 - n)
     assert vocab.decode(ids[1:]) == text
     short = vocab.encode(text, vocab.bos, 5)
-    assert len(short) == 6 and vocab.eos not in short and vocab.pad not in short
+    # cut to 5 generated ids: the first 4 words and always <eos> (a cut target still teaches stopping)
+    assert short == [vocab.bos, *[vocab.id(t) for t in tokenize(text)[:4]], vocab.eos]
     assert vocab.encode(None, vocab.bos, 7) == [vocab.pad] * 8
 
 

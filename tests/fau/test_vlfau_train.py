@@ -77,7 +77,7 @@ def test_loader_adds_language_targets_only_when_asked_and_cutout(prepared):
     data = load_prepared(prepared)
     rows = data.indices("part3", "train")[:4]
     plain = AlignedFaceDataset(data, rows, 73, 64, train=True, seed=0)
-    assert set(plain[0]) == {"image", "labels", "landmarks", "index"}
+    assert set(plain[0]) == {"image", "labels", "landmarks", "landmark_mask", "index"}
     model = vlfau(data)
     extras = language_tensors(model, data)
     frames = len(data.table)
