@@ -175,6 +175,7 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
         "config": dict(config),
         "labels": data.columns,
         "aus": list(data.meta.get("aus", [])),
+        "grades": list(data.meta.get("grades") or []),
         "dataset": data.meta.get("dataset"),
         "task": data.meta.get("task", "au"),
         "fold": fold,

@@ -81,6 +81,7 @@ def test_train_paralysis_learns_and_eval_reports_grades(prepared, tmp_path, caps
                  "train.epochs=15", "train.batch_size=4", "train.protocol=paper"]) == 0
     _, meta = load_checkpoint(run / "best")
     assert meta["task"] == "paralysis" and meta["labels"] == ["grade"] and meta["protocol"] == "paper"
+    assert meta["grades"] == ["normal", "low", "medium", "high"]          # what `fau predict` names
     losses = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert "loss_grade" in losses[0] and losses[-1]["loss_grade"] < losses[0]["loss_grade"]
     report = json.loads((run / "eval.json").read_text())               # the test part of the paper protocol
