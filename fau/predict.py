@@ -115,6 +115,8 @@ class FacePrediction:
     template_description: dict[str, Any] | None = None
     maps: np.ndarray | None = None        # (A, h, w) per-AU attention maps (region or DAIR maps)
     centres: np.ndarray | None = None     # (A, 2, 2) the model's AU centres in crop pixels
+    grades: dict[str, float] | None = None  # paralysis checkpoints: softmax over the grades (eq. 3.3's q̂)
+    grade: str | None = None                # … and the most probable grade
 
     def record(self) -> dict[str, Any]:
         """The JSON entry of this face (module docstring)."""
@@ -124,9 +126,13 @@ class FacePrediction:
             "score": None if face.score is None else round(float(face.score), 4),
             "detector": face.detector,
             "landmarks": None if face.landmarks is None else np.round(face.landmarks, 2).tolist(),
-            "aus": {name: round(p, 5) for name, p in self.aus.items()},
-            "active": list(self.active),
         }
+        if self.grades is not None:   # a paralysis checkpoint: grades instead of AUs
+            out["grades"] = {name: round(p, 5) for name, p in self.grades.items()}
+            out["grade"] = self.grade
+        else:
+            out["aus"] = {name: round(p, 5) for name, p in self.aus.items()}
+            out["active"] = list(self.active)
         if self.description is not None:
             out["description"] = self.description
         if self.template_description is not None:
@@ -234,8 +240,11 @@ class Predictor:
         from shared.explain import can_explain
         from shared.explain import explain as explain_maps
 
-        if meta.get("task", "au") != "au":
-            raise UserError(f"predict needs an AU checkpoint, this one is for the {meta.get('task')!r} task")
+        self.task = str(meta.get("task", "au"))
+        if self.task not in ("au", "paralysis"):
+            raise UserError(f"predict needs an AU or paralysis checkpoint, this one is for the {self.task!r} task")
+        if self.task == "paralysis" and explain:
+            raise UserError("overlays draw per-AU attention; a paralysis checkpoint predicts grades (drop --overlay)")
         if explanation not in EXPLANATION_MODES:
             raise UserError(f"explanation must be one of {', '.join(EXPLANATION_MODES)}, got {explanation!r}")
         if decoding not in DECODINGS:
@@ -249,15 +258,23 @@ class Predictor:
             raise UserError(f"min score (--min-score) must be a finite number, got {min_score}")
         self.model, self.meta = model, dict(meta)
         self.device = next(model.parameters()).device
-        self.labels: list[str] = list(meta["labels"])
-        self.aus = _au_numbers(meta)
-        self.thresholds = load_thresholds(thresholds, self.labels)
         self.explanation, self.decoding, self.batch_size = explanation, decoding, batch_size
+        if self.task == "paralysis":
+            # thesis §3.3.4: one grade per face (softmax over the grades); no AUs, thresholds or texts
+            self.labels = [str(g) for g in (meta.get("grades") or [])]
+            if not self.labels:
+                raise UserError("the paralysis checkpoint's sidecar lists no grades (retrain with this version)")
+            self.aus, self.thresholds, self.explanation = [], np.zeros(0), "none"
+        else:
+            self.labels = list(meta["labels"])
+            self.aus = _au_numbers(meta)
+            self.thresholds = load_thresholds(thresholds, self.labels)
         if explain and not can_explain(model):
             explain_maps(model, name=meta["model"])   # refuses the model by name (one line)
         self.explain = explain
         self.template = load_template(template)
-        check_aus(self.template, self.aus)
+        if self.task == "au":
+            check_aus(self.template, self.aus)
         trained_with = meta.get("template_version")
         if trained_with is not None and trained_with != self.template.version:
             raise UserError(f"the checkpoint was trained with template {trained_with}, the template "
@@ -348,7 +365,10 @@ class Predictor:
                 with timer("model"):
                     images = torch.stack([normalise(face.crop) for face in chunk]).to(self.device)
                     outputs = self.model(images)
-                    probs = torch.sigmoid(outputs["au_logits"].float()).cpu().numpy()
+                    if self.task == "paralysis":
+                        probs = torch.softmax(outputs["grade_logits"].float(), dim=1).cpu().numpy()
+                    else:
+                        probs = torch.sigmoid(outputs["au_logits"].float()).cpu().numpy()
                     explained = explain(self.model, images, name=self.meta["model"]) if self.explain else {}
                     maps = next((explained[key] for key in MAP_KEYS if key in explained), None)
                     centres = explained.get("region_centres")
@@ -358,6 +378,12 @@ class Predictor:
                     generated = None
                     if self.explanation in ("generated", "both"):
                         generated = self.model.describe(outputs, self.labels, self.decoding)
+            if self.task == "paralysis":
+                for i, face in enumerate(chunk):
+                    grades = {name: float(p) for name, p in zip(self.labels, probs[i])}
+                    predictions.append(FacePrediction(face=face, aus={}, active=[], grades=grades,
+                                                      grade=self.labels[int(np.argmax(probs[i]))]))
+                continue
             with timer("text"):
                 for i, face in enumerate(chunk):
                     states = (probs[i] >= self.thresholds).astype(int).tolist()

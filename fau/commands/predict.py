@@ -149,9 +149,10 @@ def overlay_name(image: str, face: int) -> str:
     return f"{flat}.face{face}.png"
 
 
-def csv_rows(records: Iterable[dict[str, Any]], labels: Sequence[str]) -> Iterable[list[Any]]:
-    """One row per face (an image without faces or with an error gives one row with no face)."""
-    yield ["image", "face", "x0", "y0", "x1", "y1", "score", *labels, "active", "global_description",
+def csv_rows(records: Iterable[dict[str, Any]], labels: Sequence[str], kind: str = "active") -> Iterable[list[Any]]:
+    """One row per face (an image without faces or with an error gives one row with no face); `kind`
+    ``grade`` for a paralysis checkpoint (a probability per grade and the predicted grade)."""
+    yield ["image", "face", "x0", "y0", "x1", "y1", "score", *labels, kind, "global_description",
            "template_global", "error"]
     for record in records:
         if not record["faces"]:
@@ -159,8 +160,10 @@ def csv_rows(records: Iterable[dict[str, Any]], labels: Sequence[str]) -> Iterab
         for index, face in enumerate(record["faces"]):
             generated = (face.get("description") or {}).get("global", "")
             template = (face.get("template_description") or {}).get("global", "")
+            values = face["grades"] if "grades" in face else face["aus"]
+            label = face["grade"] if "grades" in face else " ".join(face["active"])
             yield [record["image"], index, *face["box"], face["score"] if face["score"] is not None else "",
-                   *(face["aus"][n] for n in labels), " ".join(face["active"]), generated, template, ""]
+                   *(values[n] for n in labels), label, generated, template, ""]
 
 
 def write_outputs(records: list[dict[str, Any]], labels: Sequence[str], json_path: str | None,
@@ -178,7 +181,8 @@ def write_outputs(records: list[dict[str, Any]], labels: Sequence[str], json_pat
             write_json(json_path, records)
     if csv_path:
         with atomic_open(csv_path, "w", newline="", encoding="utf-8") as handle:
-            csv.writer(handle).writerows(csv_rows(records, labels))
+            grades = any("grades" in face for record in records for face in record["faces"])
+            csv.writer(handle).writerows(csv_rows(records, labels, "grade" if grades else "active"))
 
 
 class Overlays:

@@ -33,6 +33,11 @@ def load_predictor(checkpoint: str, device: str, thresholds: str | None, templat
     from shared.explain import can_explain
 
     model, meta = load_model(checkpoint, device)
+    if meta.get("task", "au") != "au":
+        from shared.errors import UserError
+
+        raise UserError(f"--checkpoint {checkpoint}: a {meta.get('task')} checkpoint; the page shows AUs "
+                        "(fau predict reports its grades)")
     return Predictor(model, meta, thresholds=thresholds, explanation="both", explain=can_explain(model),
                      template=template, decoding=decoding, min_score=MIN_SCORE if min_score is None else min_score)
 

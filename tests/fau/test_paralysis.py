@@ -98,6 +98,18 @@ def test_train_paralysis_learns_and_eval_reports_grades(prepared, tmp_path, caps
     assert "alignment" in train_report                                 # landmark branch: Tab 3.6 error
     model, _ = load_model(run / "best.safetensors")
     assert model.task == "paralysis"
+    # fau predict reports grades for a paralysis checkpoint (JSON: a probability per grade + the grade)
+    photo = next(iter(sorted((prepared.parent / "raw").rglob("*.jpg")) or sorted((prepared.parent / "raw").rglob("*.png"))))
+    assert main(["predict", str(photo), "--aligned", "--checkpoint", str(run / "best.safetensors"), "--device", "cpu",
+                 "--no-progress", "--json", str(tmp_path / "p.json"), "--csv", str(tmp_path / "p.csv")]) == 0
+    face = json.loads((tmp_path / "p.json").read_text())[0]["faces"][0]
+    assert set(face["grades"]) == {"normal", "low", "medium", "high"} and face["grade"] in face["grades"]
+    assert abs(sum(face["grades"].values()) - 1) < 1e-3 and "aus" not in face
+    assert max(face["grades"], key=face["grades"].get) == face["grade"]
+    header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
+    assert header[7:12] == ["normal", "low", "medium", "high", "grade"]
+    assert main(["predict", str(photo), "--aligned", "--checkpoint", str(run / "best.safetensors"), "--device", "cpu",
+                 "--no-progress", "--overlay", str(tmp_path / "ov")]) == 2
     summary = aggregate([report, {**report, "fold": "part2"}])
     assert summary["task"] == "paralysis" and "accuracy" in summary["scores"]["high"]
     assert "grade" in format_report(summary)
