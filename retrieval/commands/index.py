@@ -1,7 +1,7 @@
 """Build or extend a searchable index of a trained two-tower model (`retrieval.search.Index`).
 
 ``retrieval index build --checkpoint CKPT --data DIR [--split test] --out INDEX [--captions |
---captions-file BANK.txt] [--dtype float32|float16] [--backend auto|exact|flat|ivf|hnsw]``
+--captions-file BANK.txt] [--dtype float32|float16] [--backend auto|exact|flat|ivf|hnsw|ivfpq]``
 encodes every image of the split once (batched, on the GPU when present, resumable: rerun the same
 command after an interruption) into l2-normalised embeddings with id ↔ image path metadata and a
 manifest (model, checkpoint sha256, dimension, count, checksums).  ``--captions`` indexes the
@@ -33,12 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build.add_argument("--out", required=True, help="index folder to write")
     build.add_argument("--captions", action="store_true", help="index the split's captions (image → text search)")
     build.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="storage of the embeddings")
-    build.add_argument("--backend", default="auto", choices=("auto", "exact", "flat", "ivf", "hnsw"),
-                       help="auto: exact up to 10^6 items, FAISS HNSW beyond")
+    build.add_argument("--backend", default="auto", choices=("auto", "exact", "flat", "ivf", "hnsw", "ivfpq"),
+                       help="auto: exact up to 10^6 items, FAISS IVF-PQ (bounded memory, exact re-rank) beyond")
     build.add_argument("--nlist", type=int, default=0, help="IVF cells (0: 4·sqrt(N))")
     build.add_argument("--nprobe", type=int, default=16, help="IVF cells visited per query")
     build.add_argument("--hnsw-m", type=int, default=32, help="HNSW graph degree")
     build.add_argument("--ef-search", type=int, default=64, help="HNSW candidates per query")
+    build.add_argument("--pq-dim", type=int, default=0, help="IVF-PQ: PCA dimension (0: min(d, 256))")
+    build.add_argument("--pq-m", type=int, default=0, help="IVF-PQ: code bytes per row (0: pq-dim / 8)")
+    build.add_argument("--rerank", type=int, default=100, help="IVF-PQ: shortlist re-scored exactly (default 100)")
+    build.add_argument("--train-size", type=int, default=0, help="IVF-PQ: k-means training sample (0: 40 per cell)")
     _common(build)
     add = sub.add_parser("add", help="append a split's images (or captions) to an existing index")
     add.add_argument("--index", required=True, help="index folder")
@@ -58,13 +62,15 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.action == "build":
         retriever = Retriever.load(args.checkpoint, args.device)
-        spec = BackendSpec(args.backend, args.nlist, args.nprobe, args.hnsw_m, ef_search=args.ef_search)
+        spec = BackendSpec(args.backend, args.nlist, args.nprobe, args.hnsw_m, ef_search=args.ef_search,
+                           pq_dim=args.pq_dim, pq_m=args.pq_m, rerank=args.rerank,
+                           train_size=args.train_size).validate()
         kind = "captions" if args.captions or args.captions_file else "images"
         index = Index.empty_for(retriever, kind, args.dtype, spec)
         target, work_dir = index, args.out
     else:
         target = Index.load(args.index, args.device if args.device != "auto" else "cpu")
-        retriever = Retriever.load(args.checkpoint or target.checkpoint, args.device)
+        retriever = Retriever.load(target.checkpoint_for(args.checkpoint), args.device)
         work_dir = args.index
     if args.captions_file:
         added = target.add_captions(retriever, read_query_file(args.captions_file), str(args.captions_file),

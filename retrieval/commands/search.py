@@ -48,11 +48,15 @@ def run(args: argparse.Namespace) -> int:
     from shared.errors import UserError
     from shared.io import write_json
 
+    for flag, value in (("--topk", args.topk), ("--shortlist", args.shortlist),
+                        ("--queries-per-tile", args.queries_per_tile), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
     sources = sum([bool(args.query), args.queries is not None, args.image is not None, args.heldout is not None])
     if sources != 1:
         raise UserError("search needs exactly one of: query text, --queries FILE, --image ID_OR_FEATURES, --heldout N")
     index = Index.load(args.index)
-    retriever = Retriever.load(args.checkpoint or index.checkpoint, args.device)
+    retriever = Retriever.load(index.checkpoint_for(args.checkpoint), args.device)
     index.device = str(retriever.device)  # exact search runs beside the model (GPU when present)
     reranker = Retriever.load(args.rerank, args.device) if args.rerank else None
     options = (args.topk, reranker, args.shortlist, args.queries_per_tile, args.batch_size)

@@ -2,15 +2,21 @@
 
 An index folder holds
 
-    manifest.json   format, kind (images | captions), model name, checkpoint path and sha256,
-                    dimension, count, dtype, backend, sha256 of every other file, code version
-    vectors.npy     (count, dim) l2-normalised embeddings, float32 or float16
-    items.jsonl     one JSON object per row: id ↔ image path / split index (images) or caption text
-    faiss.index     the serialised FAISS index (FAISS backends only)
+    manifest.json          format, save id, the data files of that save, kind (images | captions),
+                           model name, checkpoint path (absolute, and relative to the index folder)
+                           and SHA-256, dimension, count, dtype, backend, SHA-256 of every data file,
+                           code version
+    vectors.<save>.npy     (count, dim) l2-normalised embeddings, float32 or float16
+    items.<save>.jsonl     one JSON object per row: id ↔ image path / split index (images) or caption text
+    faiss.<save>.index     the serialised FAISS index (FAISS backends only)
 
-Every file is written atomically and the manifest last, so an interrupted save leaves either the old
-index or a manifest whose checksums expose the mix.  Loading verifies the checksums, shapes and dtype
-and searching checks the query model against the manifest; each problem is a one-line `UserError`.
+A save writes its data files under a fresh save id (each atomically), then replaces the manifest
+(the commit point, one atomic rename) and only then deletes the files of earlier saves.  A crash at
+any moment therefore leaves the previous manifest with its own, untouched files (the old index
+loads) or the new manifest with all of its files: never a mixed set.  Loading verifies the
+checksums, shapes and dtype and searching checks the query model against the manifest; each problem
+is a one-line `UserError`.  The checkpoint is found from any working directory: by its absolute
+path, else relative to the index folder (an index moved together with its checkpoint).
 Building encodes each image once, in chunks saved under ``OUT/.partial`` so an interrupted build
 resumes where it stopped.
 """
@@ -18,7 +24,9 @@ resumes where it stopped.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,8 +41,10 @@ from shared.io import atomic_open, write_json, write_npy
 from shared.training import progress as progress_bar
 from shared.version import __version__
 
-FORMAT = 1
+FORMAT = 2  # 2: per-save file names listed in the manifest ("files"); 1 (fixed names) is still read
+READABLE_FORMATS = (1, 2)
 MANIFEST, VECTORS, ITEMS, FAISS_FILE, PARTIAL = "manifest.json", "vectors.npy", "items.jsonl", "faiss.index", ".partial"
+DATA_ROLES = {"vectors": VECTORS, "items": ITEMS, "faiss": FAISS_FILE}  # role -> format-1 file name
 KINDS = ("images", "captions")
 DTYPES = ("float32", "float16")
 BUILD_CHUNK = 4096  # ours: images per resumable chunk of a build
@@ -97,7 +107,7 @@ class Index:
         if len(norms) and np.abs(norms - 1).max() > NORM_TOLERANCE:
             raise UserError(f"index add: embeddings are not l2-normalised (norm {norms[np.abs(norms - 1).argmax()]:.3f})")
         rows = vectors.astype(self.dtype)
-        self.vectors = np.concatenate([self.vectors, rows], axis=0)
+        self.vectors = np.concatenate([self.vectors, rows], axis=0)  # also turns a loaded memory map into an array
         self.items.extend(dict(item) for item in items)
         if self._backend is not None:
             self._backend.add(rows)
@@ -112,7 +122,7 @@ class Index:
 
     def _ready_backend(self):
         if self._backend is None:
-            self._backend = make_backend(self.backend_spec, self.dim, self.device)
+            self._backend = make_backend(self.backend_spec, self.dim, self.device, stored=lambda: self.vectors)
             if self.count:
                 self._backend.add(self.vectors)
         return self._backend
@@ -145,34 +155,49 @@ class Index:
         return retriever.encode_texts(texts)
 
     # -- persistence --------------------------------------------------------------------------
-    def manifest(self, checksums: dict[str, str]) -> dict[str, Any]:
-        return {"format": FORMAT, "kind": self.kind, "model": self.model, "checkpoint": self.checkpoint,
+    def manifest(self, save_id: str, files: dict[str, str], checksums: dict[str, str],
+                 root: Path | None = None) -> dict[str, Any]:
+        """The manifest of a save: `files` maps role (vectors, items, faiss) to file name."""
+        checkpoint = os.path.abspath(self.checkpoint)
+        relative = os.path.relpath(checkpoint, os.path.abspath(root)) if root is not None else None
+        return {"format": FORMAT, "save_id": save_id, "files": files, "kind": self.kind, "model": self.model,
+                "checkpoint": checkpoint, "checkpoint_relative": relative,
                 "checkpoint_sha256": self.checkpoint_sha256, "dim": self.dim, "count": self.count, "dtype": self.dtype,
                 "backend": self.backend_spec.to_json(), "requested_backend": self.requested.kind,
                 "checksums": checksums, "code_version": __version__}
 
     def save(self, path: str | Path) -> Path:
-        """Write the index folder (vectors, items, FAISS index, then the manifest), each file atomically."""
+        """Write the index folder: data files under a new save id, then the manifest, then old files go.
+
+        The manifest's atomic replacement is the only step that switches the folder from the old
+        index to the new one, so an interrupted save never leaves a mixed set that loads.
+        """
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        write_npy(out / VECTORS, self.vectors)
-        with atomic_open(out / ITEMS, "w", encoding="utf-8") as handle:
+        save_id = uuid.uuid4().hex[:12]
+        files = {"vectors": f"vectors.{save_id}.npy", "items": f"items.{save_id}.jsonl"}
+        write_npy(out / files["vectors"], np.asarray(self.vectors))
+        with atomic_open(out / files["items"], "w", encoding="utf-8") as handle:
             for item in self.items:
                 handle.write(json.dumps(item, ensure_ascii=False) + "\n")
-        files = [VECTORS, ITEMS]
         if self.backend_spec.kind != "exact" and self.count:
-            write_npy(out / FAISS_FILE, self._ready_backend().serialize())
-            files.append(FAISS_FILE)
-        elif (out / FAISS_FILE).exists():
-            (out / FAISS_FILE).unlink()
-        write_json(out / MANIFEST, self.manifest({name: file_sha256(out / name) for name in files}))
+            files["faiss"] = f"faiss.{save_id}.index"
+            write_npy(out / files["faiss"], self._ready_backend().serialize())
+        checksums = {name: file_sha256(out / name) for name in files.values()}
+        write_json(out / MANIFEST, self.manifest(save_id, files, checksums, out))
+        remove_stale_files(out, set(files.values()))
         return out
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Index":
-        """Read and verify an index folder (checksums, shape, dtype); problems are one-line errors."""
+        """Read and verify an index folder (checksums, shape, dtype); problems are one-line errors.
+
+        The vectors are memory-mapped (read-only): an approximate backend keeps only its compressed
+        codes in memory and reads the rows of a shortlist from the file.
+        """
         root = Path(path)
         manifest = read_manifest(root)
+        files = data_files(root, manifest)
         for name, digest in manifest["checksums"].items():
             file = root / name
             if not file.is_file():
@@ -185,26 +210,37 @@ class Index:
                         int(manifest["dim"]), manifest["dtype"], spec, device)
         except (TypeError, ValueError) as err:
             raise UserError(f"index {root}: {MANIFEST} has an invalid entry ({err})") from None
+        index.checkpoint = find_checkpoint(root, manifest)
         index.requested = BackendSpec(**{**manifest["backend"], "kind": manifest.get("requested_backend", "auto")})
         index._spec = spec
+        vectors_file, items_file = root / files["vectors"], root / files["items"]
         try:
-            vectors = np.load(root / VECTORS, allow_pickle=False)
+            vectors = np.load(vectors_file, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as err:
-            raise UserError(f"index {root}: {VECTORS} is not a readable array ({str(err).splitlines()[0]})") from None
+            raise UserError(f"index {root}: {vectors_file.name} is not a readable array ({str(err).splitlines()[0]})") from None
         if vectors.shape != (manifest["count"], manifest["dim"]):
-            raise UserError(f"index {root}: {VECTORS} has shape {vectors.shape}, the manifest says "
+            raise UserError(f"index {root}: {vectors_file.name} has shape {vectors.shape}, the manifest says "
                             f"({manifest['count']}, {manifest['dim']})")
         if str(vectors.dtype) != manifest["dtype"]:
-            raise UserError(f"index {root}: {VECTORS} is {vectors.dtype}, the manifest says {manifest['dtype']}")
-        lines = (root / ITEMS).read_text(encoding="utf-8").splitlines()
+            raise UserError(f"index {root}: {vectors_file.name} is {vectors.dtype}, the manifest says {manifest['dtype']}")
+        lines = items_file.read_text(encoding="utf-8").splitlines()
         if len(lines) != manifest["count"]:
-            raise UserError(f"index {root}: {ITEMS} has {len(lines)} rows, the manifest says {manifest['count']}")
+            raise UserError(f"index {root}: {items_file.name} has {len(lines)} rows, the manifest says {manifest['count']}")
         index.vectors, index.items = vectors, [json.loads(line) for line in lines]
-        if FAISS_FILE in manifest["checksums"]:
-            backend = make_backend(index._spec, index.dim, device)
-            backend.deserialize(np.load(root / FAISS_FILE, allow_pickle=False))
+        if "faiss" in files:
+            backend = make_backend(index._spec, index.dim, device, stored=lambda: index.vectors)
+            backend.deserialize(np.load(root / files["faiss"], allow_pickle=False))
             index._backend = backend
         return index
+
+    def checkpoint_for(self, override: str | Path | None = None) -> str:
+        """The checkpoint to encode queries with: `override`, else the manifest's (found or a one-line error)."""
+        if override:
+            return str(override)
+        if not Path(self.checkpoint).is_file():
+            raise UserError(f"the index's checkpoint {self.checkpoint} was not found (neither at its absolute path "
+                            "nor relative to the index folder); pass --checkpoint CKPT")
+        return str(self.checkpoint)
 
     # -- building from data ---------------------------------------------------------------------
     @classmethod
@@ -270,9 +306,54 @@ def read_manifest(root: Path) -> dict[str, Any]:
     missing = [key for key in needed if key not in manifest]
     if missing:
         raise UserError(f"index {root}: {MANIFEST} lacks {', '.join(missing)}")
-    if manifest["format"] != FORMAT:
-        raise UserError(f"index {root}: format {manifest['format']} is not supported (this code reads {FORMAT})")
+    if manifest["format"] not in READABLE_FORMATS:
+        raise UserError(f"index {root}: format {manifest['format']} is not supported "
+                        f"(this code reads {', '.join(map(str, READABLE_FORMATS))})")
     return manifest
+
+
+def data_files(root: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """Role (vectors, items, faiss) -> file name of the save the manifest describes."""
+    if manifest["format"] == 1:
+        return {role: name for role, name in DATA_ROLES.items() if role != "faiss" or name in manifest["checksums"]}
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not {"vectors", "items"} <= set(files) or not set(files) <= set(DATA_ROLES):
+        raise UserError(f"index {root}: {MANIFEST} has no valid 'files' entry")
+    unchecked = [name for name in files.values() if name not in manifest["checksums"]]
+    if unchecked:
+        raise UserError(f"index {root}: {MANIFEST} lists {unchecked[0]} without a checksum")
+    return dict(files)
+
+
+def remove_stale_files(root: Path, keep: set[str]) -> None:
+    """Delete data files of earlier (or interrupted) saves: anything named like one that `keep` lacks."""
+    for file in root.iterdir():
+        name = file.name
+        is_data = name in DATA_ROLES.values() or any(
+            name.startswith(stem + ".") and name.endswith(suffix)
+            for stem, suffix in (("vectors", ".npy"), ("items", ".jsonl"), ("faiss", ".index")))
+        if is_data and name not in keep and file.is_file():
+            file.unlink()
+
+
+def find_checkpoint(root: Path, manifest: dict[str, Any]) -> str:
+    """The manifest's checkpoint as a path that exists from here, if any; else the recorded path.
+
+    Tried in order: the recorded path (absolute since format 2; a format-1 relative path is taken
+    from the working directory), the path relative to the index folder (the index and its checkpoint
+    moved together), and a format-1 relative path taken from the index folder.
+    """
+    recorded = str(manifest["checkpoint"])
+    candidates = [Path(recorded)]
+    relative = manifest.get("checkpoint_relative")
+    if relative:
+        candidates.append(root / relative)
+    if not Path(recorded).is_absolute():
+        candidates.append(root / recorded)
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate.resolve()) if not candidate.is_absolute() else str(candidate)
+    return recorded
 
 
 def image_path(split: PrecompSplit, image_id: str) -> str | None:

@@ -108,14 +108,16 @@ def test_round_trip_and_faiss_flat_agrees_with_exact(retriever, scenes, tmp_path
     assert again.hits(0) == result.hits(0) and result.hits(0)[0]["path"].endswith(".png")
     manifest = json.loads((tmp_path / "exact" / "manifest.json").read_text())
     assert (manifest["model"], manifest["dim"], manifest["count"], manifest["dtype"]) == ("vsepp", built.dim, 24, "float32")
-    assert manifest["checkpoint_sha256"] == retriever.sha256 and set(manifest["checksums"]) == {"vectors.npy", "items.jsonl"}
+    assert manifest["checkpoint_sha256"] == retriever.sha256 and set(manifest["files"]) == {"vectors", "items"}
+    assert set(manifest["checksums"]) == set(manifest["files"].values())
+    assert {f.name for f in (tmp_path / "exact").iterdir()} == {"manifest.json", *manifest["files"].values()}
 
     flat = Index.build(retriever, scenes, "test", backend="flat", progress=False)
     flat_result = flat.search(queries, 5)
     np.testing.assert_array_equal(flat_result.ids, result.ids)
     np.testing.assert_allclose(flat_result.scores, result.scores, atol=1e-5)
     flat_loaded = Index.load(flat.save(tmp_path / "flat"))
-    assert "faiss.index" in json.loads((tmp_path / "flat" / "manifest.json").read_text())["checksums"]
+    assert "faiss" in json.loads((tmp_path / "flat" / "manifest.json").read_text())["files"]
     np.testing.assert_array_equal(flat_loaded.search(queries, 5).ids, flat_result.ids)
 
     half = Index.build(retriever, scenes, "test", dtype="float16", progress=False)
@@ -146,7 +148,7 @@ def test_backends_agree_and_approximate_ones_recall(tmp_path):
     few.add(gallery[:3])
     s, i = few.search(queries[:2], 5)
     assert (i[:, 3:] == -1).all() and np.isneginf(s[:, 3:]).all()
-    assert choose_backend(10) == "exact" and choose_backend(backends_module.AUTO_EXACT_MAX + 1) == "hnsw"
+    assert choose_backend(10) == "exact" and choose_backend(backends_module.AUTO_EXACT_MAX + 1) == "ivfpq"
     assert choose_backend(10, "ivf") == "ivf" and ivf_cells(4000, 0) == 102 and ivf_cells(100, 0) == 2
     with pytest.raises(UserError, match="--backend 'annoy'"):
         choose_backend(10, "annoy")
@@ -154,11 +156,11 @@ def test_backends_agree_and_approximate_ones_recall(tmp_path):
 
 def test_corrupted_or_mismatched_index_gives_one_line_errors(retriever, scenes, tmp_path, capsys):
     out = Index.build(retriever, scenes, "test", progress=False).save(tmp_path / "idx")
-    vectors = out / "vectors.npy"
+    vectors = out / json.loads((out / "manifest.json").read_text())["files"]["vectors"]
     data = bytearray(vectors.read_bytes())
     data[-3] ^= 0xFF
     vectors.write_bytes(bytes(data))
-    with pytest.raises(UserError, match="checksum mismatch in vectors.npy"):
+    with pytest.raises(UserError, match=rf"checksum mismatch in {vectors.name}"):
         Index.load(out)
     assert main(["search", "--index", str(out), "a cube"]) == 2
     err = capsys.readouterr().err
@@ -167,7 +169,7 @@ def test_corrupted_or_mismatched_index_gives_one_line_errors(retriever, scenes, 
     out = Index.build(retriever, scenes, "test", progress=False).save(tmp_path / "idx2")
     manifest = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**manifest, "dim": manifest["dim"] + 1}))
-    with pytest.raises(UserError, match=r"vectors.npy has shape \(24, \d+\), the manifest says"):
+    with pytest.raises(UserError, match=r"vectors\.\w+\.npy has shape \(24, \d+\), the manifest says"):
         Index.load(out)
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(UserError, match="manifest.json is not valid JSON"):
@@ -289,3 +291,122 @@ def test_heldout_with_a_constant_scorer_scores_at_most_chance(retriever, scenes,
             for k in (1, 5, 10):
                 assert heldout[f"r{k}"] <= 100 * k * per_query / gallery  # chance
                 assert heldout[f"r{k}"] == 0.0  # pessimistic ties: every target is behind its tied negatives
+
+
+def toy_index(rows, backend="exact", dtype="float32"):
+    index = Index("images", "vsepp", "ckpt.safetensors", "0" * 64, rows.shape[1], dtype, backend)
+    index.add(rows, [{"id": str(i)} for i in range(len(rows))])
+    return index
+
+
+def test_ivfpq_is_chosen_above_the_size_and_recalls_like_exact(tmp_path, monkeypatch):
+    gallery, queries = unit_rows(4000, 32, clusters=40), unit_rows(50, 32, seed=1, clusters=40)
+    truth = toy_index(gallery).search(queries, 10).ids
+    monkeypatch.setattr(backends_module, "AUTO_EXACT_MAX", 3999)  # the toy gallery is "above the size"
+    auto = toy_index(gallery, BackendSpec("auto", nprobe=16))
+    assert auto.backend_spec.kind == "ivfpq"
+    result = auto.search(queries, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(result.ids, truth)])
+    assert recall >= 0.95, recall
+    np.testing.assert_allclose(result.scores, np.take_along_axis(queries @ gallery.T, result.ids, 1), atol=1e-5)  # re-ranked exactly
+    loaded = Index.load(auto.save(tmp_path / "pq"))
+    assert isinstance(loaded.vectors, np.memmap)  # the rows stay on disk; only shortlists are read
+    again = loaded.search(queries, 10)
+    np.testing.assert_array_equal(again.ids, result.ids)
+    np.testing.assert_array_equal(again.scores, result.scores)
+    half = toy_index(gallery[:3999], BackendSpec("auto"), "float16")
+    assert half.backend_spec.kind == "exact"  # at or below the size: exact
+    bare = FaissBackend(32, BackendSpec("ivfpq", nprobe=16))  # no stored rows: 4-byte PQ scores, no re-rank
+    bare.add(gallery)
+    bare_recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(bare.search(queries, 10)[1], truth)])
+    assert 10 / 4000 * 40 < bare_recall < recall  # far above chance, and the exact re-rank is what reaches 0.95
+    with pytest.raises(UserError, match="--rerank 0: must be at least 1"):
+        BackendSpec("ivfpq", rerank=0).validate()
+
+
+def test_index_is_searchable_from_another_working_directory(retriever, scenes, tmp_path, monkeypatch, capsys):
+    home = tmp_path / "project"
+    (home / "ckpt").mkdir(parents=True)
+    for file in (retriever.checkpoint, retriever.checkpoint.with_suffix(".json")):
+        (home / "ckpt" / file.name).write_bytes(file.read_bytes())
+    monkeypatch.chdir(home)
+    assert main(["index", "build", "--checkpoint", f"ckpt/{retriever.checkpoint.name}", "--data", str(scenes),
+                 "--out", "idx", "--quiet", "--device", "cpu"]) == 0
+    manifest = json.loads((home / "idx" / "manifest.json").read_text())
+    assert manifest["checkpoint"] == str(home / "ckpt" / retriever.checkpoint.name)
+    assert manifest["checkpoint_relative"] == f"../ckpt/{retriever.checkpoint.name}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["search", "--index", str(home / "idx"), "a red cube", "--json", "r.json"]) == 0
+    assert json.loads((elsewhere / "r.json").read_text())["results"][0]["hits"]
+    moved = tmp_path / "moved"
+    home.rename(moved)  # index and checkpoint moved together: found relative to the index folder
+    assert main(["search", "--index", str(moved / "idx"), "a red cube"]) == 0
+    (moved / "ckpt" / retriever.checkpoint.name).unlink()
+    capsys.readouterr()
+    assert main(["search", "--index", str(moved / "idx"), "a red cube"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was not found" in err and "--checkpoint" in err
+    assert main(["search", "--index", str(moved / "idx"), "a red cube", "--checkpoint", str(retriever.checkpoint)]) == 0
+
+
+@pytest.mark.parametrize("crash_at", ["items", "faiss", "manifest"])
+def test_a_crash_during_save_leaves_the_previous_index(tmp_path, monkeypatch, crash_at):
+    gallery, queries = unit_rows(600, 16, clusters=6), unit_rows(5, 16, seed=1)
+    out = toy_index(gallery, "flat").save(tmp_path / "idx")
+    before = Index.load(out).search(queries, 5)
+    files_before = sorted(f.name for f in out.iterdir())
+    smaller = toy_index(gallery[:300], "flat")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies here
+    if crash_at == "items":
+        monkeypatch.setattr(index_module, "atomic_open", crash)
+    elif crash_at == "faiss":
+        real = index_module.write_npy
+        monkeypatch.setattr(index_module, "write_npy", lambda path, a: crash() if "faiss" in str(path) else real(path, a))
+    else:
+        monkeypatch.setattr(index_module, "write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        smaller.save(out)
+    monkeypatch.undo()
+    survivor = Index.load(out)  # the previous manifest and its own files: a complete, matching set
+    assert survivor.count == 600
+    np.testing.assert_array_equal(survivor.search(queries, 5).ids, before.ids)
+    assert set(files_before) <= {f.name for f in out.iterdir()}
+    smaller.save(out)  # the next save commits and clears the leftovers of both earlier saves
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert Index.load(out).count == 300
+    assert {f.name for f in out.iterdir()} == {"manifest.json", *manifest["files"].values()}
+
+
+def test_a_format_1_index_still_loads(tmp_path):
+    gallery, queries = unit_rows(50, 8), unit_rows(3, 8, seed=1)
+    out = tmp_path / "old"
+    out.mkdir()
+    np.save(out / "vectors.npy", gallery)
+    (out / "items.jsonl").write_text("".join(json.dumps({"id": str(i)}) + "\n" for i in range(50)))
+    checksums = {name: index_module.file_sha256(out / name) for name in ("vectors.npy", "items.jsonl")}
+    (out / "manifest.json").write_text(json.dumps({
+        "format": 1, "kind": "images", "model": "vsepp", "checkpoint": "runs/x.safetensors", "checkpoint_sha256": "0" * 64,
+        "dim": 8, "count": 50, "dtype": "float32", "backend": {"kind": "exact"}, "checksums": checksums}))
+    old = Index.load(out)
+    np.testing.assert_array_equal(old.search(queries, 4).ids, toy_index(gallery).search(queries, 4).ids)
+    with pytest.raises(UserError, match="pass --checkpoint"):
+        old.checkpoint_for(None)
+
+
+@pytest.mark.parametrize("flag", ["--topk", "--shortlist", "--queries-per-tile", "--batch-size"])
+def test_search_argument_checks_are_one_line(tmp_path, capsys, flag):
+    assert main(["search", "--index", str(tmp_path / "none"), "a cube", flag, "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"retrieval: error: {flag} 0: must be at least 1\n"
+
+
+def test_search_has_no_min_score_and_refuses_it(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["search", "--index", str(tmp_path / "none"), "a cube", "--min-score", "nan"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --min-score" in err and "Traceback" not in err
