@@ -167,3 +167,42 @@ def positive_ranks(scores: ArrayLike, positives: ArrayLike, chunk_size: int = 10
         positives_at_or_above = torch.count_nonzero(valid & (pos_scores >= best), dim=1)
         ranks[start : start + block.shape[0]] = (at_or_above - positives_at_or_above).cpu()
     return ranks.numpy()
+
+
+BLOCK_ELEMENTS = 2**20  # scores per row block of `grouped_ranks` (8 MB of float64: the block stays in cache)
+
+
+def grouped_ranks(scores: np.ndarray, group: int, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pessimistic ranks of both directions of an (N, G·N) matrix whose column j belongs to row j // G.
+
+    rows:    rank(i) = #{ j not in row i's G columns : s[i, j] >= max of s[i, Gi .. Gi+G-1] }
+    columns: rank(j) = #{ i != j // G : s[i, j] >= s[j // G, j] }
+
+    the same numbers as `positive_ranks` of the matrix (positives = each row's G columns) and of its
+    transpose (positive = the column's row), but in one front-to-back pass over row blocks of the
+    matrix in its own dtype: no transposed (strided) pass and no float conversion, so a read-only
+    memory map of a saved ``.npy`` is read once, in file order.  The column ranks are accumulated
+    per block as counts of rows at or above each column's positive score (read first from the G-wide
+    band along the diagonal).  `scores` is anything 2-D that slices by rows into arrays (an array or
+    a memory map); its scores must be finite (`check_finite`), since NaN compares false.
+    Returns (row ranks (N,), column ranks (G·N,)), int64, 0-based.
+    """
+    n_rows, n_cols = scores.shape
+    if group < 1 or n_cols != group * n_rows:
+        raise ValueError(f"grouped_ranks needs an N x {group}N matrix, got {n_rows} x {n_cols}")
+    step = block_rows or max(1, BLOCK_ELEMENTS // max(1, n_cols))
+    own = np.empty((n_rows, group), dtype=np.asarray(scores[:1]).dtype)  # s[i, Gi .. Gi+G-1]
+    for start in range(0, n_rows, step):
+        stop = min(n_rows, start + step)
+        band = np.asarray(scores[start:stop, group * start : group * stop]).reshape(stop - start, stop - start, group)
+        own[start:stop] = band[np.arange(stop - start), np.arange(stop - start)]
+    best_row = own.max(axis=1)
+    own_at_or_above = np.count_nonzero(own >= best_row[:, None], axis=1)  # the row's own columns (>= 1)
+    best_col = own.reshape(-1)  # s[j // G, j]
+    row_ranks = np.empty(n_rows, dtype=np.int64)
+    col_counts = np.zeros(n_cols, dtype=np.int64)
+    for start in range(0, n_rows, step):
+        block = np.asarray(scores[start : start + step])
+        row_ranks[start : start + len(block)] = np.count_nonzero(block >= best_row[start : start + len(block), None], axis=1)
+        col_counts += np.count_nonzero(block >= best_col[None, :], axis=0)
+    return row_ranks - own_at_or_above, col_counts - 1  # a column's own positive is at or above itself

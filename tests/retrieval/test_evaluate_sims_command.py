@@ -90,3 +90,58 @@ def test_non_finite_file_is_one_stderr_line_naming_it(tmp_path, capsys, where):
         assert len(lines) == 1 and lines[0].startswith("retrieval: error: ") and str(tmp_path / "bad.npy") in lines[0]
         assert ("nan" in lines[0]) if where == "all-nan" else ("inf at row 7, column 36" in lines[0])
         assert "good.npy" not in lines[0] and not json_out.exists() and "rSum" not in captured.out
+
+
+def test_grouped_ranks_equal_the_kernel_in_both_directions():
+    from shared.metrics.ranking import grouped_ranks, positive_ranks
+
+    rng = np.random.default_rng(4)
+    for n, group, dtype, block in ((7, 5, np.float64, 3), (13, 3, np.float32, 1), (10, 5, np.float16, None), (6, 1, np.int16, 4)):
+        sims = rng.integers(0, 4, (n, group * n)).astype(dtype)  # four values: ties everywhere
+        rows, cols = grouped_ranks(sims, group, block_rows=block)
+        assert (rows == positive_ranks(sims, np.arange(n * group).reshape(n, group))).all()
+        assert (cols == positive_ranks(sims.T, np.arange(n * group) // group)).all()
+    constant = np.zeros((4, 20))
+    rows, cols = grouped_ranks(constant, 5)
+    assert (rows == 15).all() and (cols == 3).all()  # a tie is a miss: every negative counts
+    with pytest.raises(ValueError, match="N x 5N"):
+        grouped_ranks(np.zeros((4, 19)), 5)
+
+
+def test_float64_file_is_scored_in_float64(tmp_path):
+    n = 20
+    sims = np.random.default_rng(5).standard_normal((n, 5 * n))
+    sims[3, 15] = 0.7  # image 3's best caption ...
+    sims[3, 40] = 0.7 - 1e-12  # ... and a negative just below it: a hit in float64, a tie (miss) in float32
+    sims[3, 16:20] = -5.0
+    np.save(tmp_path / "s.npy", sims)
+    assert main(["evaluate-sims", str(tmp_path / "s.npy"), "--protocol", "full", "--json", str(tmp_path / "m.json")]) == 0
+    record = json.loads((tmp_path / "m.json").read_text())
+    assert record == evaluate_sims(sims) and record != evaluate_sims(sims.astype(np.float32))
+
+
+def test_folds_and_ensembles_stream_to_the_same_record(tmp_path, monkeypatch):
+    from retrieval.evaluation import metrics as metrics_module
+    from retrieval.evaluation.ensemble import average_sims
+    from retrieval.evaluation.metrics import EvalProtocol, evaluate_protocol
+
+    small_1k = EvalProtocol("coco1k", 10, n_folds=5)  # the COCO-1K fold logic on a 10 x 50 matrix
+    monkeypatch.setitem(metrics_module.PROTOCOLS, "coco1k", small_1k)
+    rng = np.random.default_rng(6)
+    a, b, c = rng.standard_normal((3, 10, 50))
+    for name, matrix in (("a", a), ("b", b.astype(np.float32)), ("c", c)):
+        np.save(tmp_path / f"{name}.npy", matrix)
+    files = [str(tmp_path / f"{name}.npy") for name in "abc"]
+    for chosen in (files[:1], files):
+        assert main(["evaluate-sims", *chosen, "--protocol", "coco1k", "--json", str(tmp_path / "m.json")]) == 0
+        expected = evaluate_protocol(np.load(chosen[0]) if len(chosen) == 1 else average_sims(chosen), small_1k)
+        assert json.loads((tmp_path / "m.json").read_text()) == expected
+
+
+def test_an_ensemble_whose_float32_mean_overflows_is_one_line(tmp_path, capsys):
+    big = np.full((4, 20), 3e38)
+    np.save(tmp_path / "a.npy", big)
+    np.save(tmp_path / "b.npy", big)
+    assert main(["evaluate-sims", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--protocol", "full"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "float32 average overflows" in err and "a.npy + " in err
