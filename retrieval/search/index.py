@@ -101,11 +101,13 @@ class Index:
             raise UserError(f"index add: vectors of shape {vectors.shape}, expected (n, {self.dim})")
         if len(vectors) != len(items):
             raise UserError(f"index add: {len(vectors)} vectors but {len(items)} items")
-        if not np.isfinite(vectors).all():
-            raise UserError("index add: NaN or inf in the embeddings")
-        norms = np.linalg.norm(vectors.astype(np.float32), axis=1)
-        if len(norms) and np.abs(norms - 1).max() > NORM_TOLERANCE:
-            raise UserError(f"index add: embeddings are not l2-normalised (norm {norms[np.abs(norms - 1).argmax()]:.3f})")
+        for start in range(0, len(vectors), BUILD_CHUNK * 16):  # float32 copies one block at a time
+            block = vectors[start : start + BUILD_CHUNK * 16].astype(np.float32)
+            if not np.isfinite(block).all():
+                raise UserError("index add: NaN or inf in the embeddings")
+            norms = np.linalg.norm(block, axis=1)
+            if len(norms) and np.abs(norms - 1).max() > NORM_TOLERANCE:
+                raise UserError(f"index add: embeddings are not l2-normalised (norm {norms[np.abs(norms - 1).argmax()]:.3f})")
         rows = vectors.astype(self.dtype)
         self.vectors = np.concatenate([self.vectors, rows], axis=0)  # also turns a loaded memory map into an array
         self.items.extend(dict(item) for item in items)
