@@ -130,7 +130,8 @@ def run_command(tree: Path, sims_file: Path, protocol: str, out: Path) -> tuple[
     env = {**os.environ, "PYTHONPATH": str(tree)}
     cmd = [sys.executable, "-m", "retrieval", "evaluate-sims", str(sims_file), "--protocol", protocol, "--json", str(out)]
     start = time.perf_counter()
-    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, cwd=out.parent)  # not a source tree:
+    # `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
