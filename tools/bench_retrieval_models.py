@@ -87,6 +87,9 @@ def random_images(model: TwoTowerRetrievalModel, batch: int, regions: int, g: to
         "segmentations": lambda: torch.randn(batch, PANOPTIC_CLASSES, SEG_SIDE, SEG_SIDE, generator=g),
         "seg_maps": lambda: torch.randint(0, PANOPTIC_CLASSES, (batch, SEG_MAP_SIDE, SEG_MAP_SIDE), generator=g),
         "cat_onehots": lambda: (torch.rand(batch, PANOPTIC_CLASSES, generator=g) > 0.9).float(),
+        # HiRE's region graph: a random symmetric adjacency with self-loops (its (R, R) bool layout)
+        "region_graph": lambda: (lambda a: a | a.transpose(1, 2) | torch.eye(regions, dtype=torch.bool))(
+            torch.rand(batch, regions, regions, generator=g) > 0.8),
     }
     return {key: makers[key]() for key in model.image_inputs()}
 

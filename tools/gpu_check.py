@@ -103,6 +103,9 @@ def fau_cases(batch: int, device: torch.device) -> Iterator[Case]:
 
     for name in MODELS.names():
         config_name, config, num_aus = load_case(name, "paper", "bp4d")
+        backbone = config["model"].get("backbone")
+        if isinstance(backbone, dict) and backbone.get("weights"):
+            backbone["weights"] = "none"  # timing only: random weights on purpose, nothing downloaded
         settings, data = read_settings(config)
         model = build_model(name, config["model"], num_aus, np.full((num_aus, num_aus), 0.5, np.float32)).to(device)
         cpu_batch = random_batch(batch, num_aus, data.crop, torch.Generator().manual_seed(0))
@@ -117,30 +120,29 @@ def fau_cases(batch: int, device: torch.device) -> Iterator[Case]:
 def retrieval_cases(batch: int, device: torch.device) -> Iterator[Case]:
     """Every retrieval model under its Flickr30K paper config.
 
-    Written against `retrieval.models` public names (`MODELS`, `CONFIG_STEMS`, `build_model`) and
-    the batch builders of `tools/bench_retrieval_models.py`; the one place to adapt if the registry
-    changes.
+    Written against `retrieval.models` (`MODELS` with each model's configs per dataset, `build_model`),
+    `retrieval.train.read_settings` and the batch builders of `tools/bench_retrieval_models.py`.
     """
     from bench_retrieval_models import random_images, random_texts
-    from retrieval.models import CONFIG_STEMS, MODELS, build_model
-    from retrieval.train import CONFIG_DIR, TrainSettings, make_optimizer
-    from shared.config import load_config
+    from retrieval.models import MODELS, build_model
+    from retrieval.train import read_settings
     from shared.device import to_device
+    from shared.schedule import make_optimizer
 
     vocab, length, regions = 10_000, 20, 36
     for name in MODELS.names():
-        config_name = f"{CONFIG_STEMS[name]}_f30k.yaml"
-        config = load_config(CONFIG_DIR / config_name)
+        config_name = MODELS.get(name).config_name("f30k")
+        config = MODELS.load_config(name, "f30k")
+        settings, _ = read_settings(config)
         model = build_model(name, config, vocab_size=vocab, word_vectors=None, pretrained=False).to(device)
         g = torch.Generator().manual_seed(0)
         images = random_images(model, batch, regions, g)
         texts = random_texts(model, dict(config["model"]), batch, length, vocab, g, True)
         data_batch = to_device({"images": images, "texts": texts, "image_ids": torch.arange(batch)}, device)
-        optimizer = make_optimizer(model, TrainSettings.from_config(config))
+        optimizer = make_optimizer(model, settings)
 
         def loss(m=model, b=data_batch) -> torch.Tensor:
-            out = m(b)
-            return m.compute_losses(out["image"], out["text"], b)["total"]
+            return m.training_losses(m(b), b)["total"]
 
         if hasattr(model, "forward_sim"):  # pairwise: one (images x captions) similarity tile
             forward = (lambda m=model, b=data_batch: m.forward_sim(m.encode_images(b["images"]), m.encode_texts(b["texts"])))
