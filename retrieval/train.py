@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 SECTIONS = ("model", "loss", "train", "data")
 
-__all__ = ["CONFIG_DIR", "DataConfig", "TrainSettings", "read_settings", "selection_score", "train"]
+__all__ = ["CONFIG_DIR", "DataConfig", "TrainSettings", "read_settings", "resolve_init_from", "selection_score", "train"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class TrainSettings(TrainConfig):
     """The ``train:`` section: the shared keys (`shared.trainer.TrainConfig`) and the selection rule."""
 
     select_by: Literal["rsum", "r1r5"] = "rsum"
+    #: "checkpoint": training needs ``--init-from`` (the thesis fine-tunes Flickr30K from its MS-COCO
+    #: model, §2.3.3); ``--init-from none`` trains from scratch on purpose.  "scratch": no requirement.
+    start_from: Literal["checkpoint", "scratch"] = "scratch"
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class DataConfig:
     dev_max_images: int = bounded(minimum=1, doc="dev images scored after each epoch")
     vocab_min_count: int = bounded(minimum=1, doc="GRU models: minimum training count of a vocabulary word")
     max_caption_length: int = bounded(minimum=4, doc="tokens per caption (longer ones are cut)")
-    word_vectors: str | None = None        # GloVe file for GRU models (None: the shipped 50-d vectors)
+    word_vectors: str | None = None        # GloVe text file for GRU models (None: the shipped 50-d vectors; "none": random on purpose)
     parser: Literal["spacy", "stanza"] = "spacy"
 
 
@@ -80,6 +83,17 @@ def read_settings(config: Mapping[str, Any]) -> tuple[TrainSettings, DataConfig]
     if settings.batch_size < 2:
         raise UserError(f"config train.batch_size: {settings.batch_size} outside [2, inf] (in-batch negatives)")
     return settings, from_dict(DataConfig, config["data"], "data")
+
+
+def resolve_init_from(init_from: str | Path | None, settings: TrainSettings) -> str | Path | None:
+    """The checkpoint to start from, or None; ``"none"`` is the explicit choice to start from scratch."""
+    if init_from is not None and str(init_from).lower() == "none":
+        return None
+    if init_from is None and settings.start_from == "checkpoint":
+        raise UserError("config train.start_from=checkpoint: the thesis fine-tunes Flickr30K from its MS-COCO model "
+                        "(§2.3.3); pass --init-from COCO_RUN/best.safetensors, or --init-from none to train from "
+                        "scratch on purpose")
+    return init_from
 
 
 def selection_score(metrics: Mapping[str, float], rule: str) -> float:
@@ -112,8 +126,10 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
     """Train `model_name` on the train split of a precomputed dataset; return the best checkpoint.
 
     Re-running with the same `out` resumes from ``out/last``.  `amp` turns on float16 autocast with
-    loss scaling on CUDA (a no-op on CPU)."""
+    loss scaling on CUDA (a no-op on CPU).  `init_from` is a checkpoint whose matching tensors start
+    the model, or ``"none"``; a config with ``train.start_from: checkpoint`` refuses None."""
     settings, data_settings = read_settings(config)
+    init_from = resolve_init_from(init_from, settings)
     info = init_distributed(device)
     generator = seed_everything(settings.seed)
     precomp = resolve_precomp_dir(data_dir, name)

@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the model's tiny config)")
     parser.add_argument("--out", required=True, help="run directory (checkpoints, metrics.jsonl)")
     parser.add_argument("--device", default="auto", help="auto (cuda → cpu), cpu, cuda, cuda:N")
-    parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from")
+    parser.add_argument("--init-from", default=None, help="checkpoint to initialise matching tensors from (the MS-COCO model for the "
+                             "thesis' Flickr30K configs); 'none' trains from scratch on purpose")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA (always off on CPU)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=2")

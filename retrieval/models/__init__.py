@@ -33,18 +33,18 @@ from shared.errors import UserError
 
 
 def build_model(name: str, config: Mapping[str, Any], vocab_size: int | None = None,
-                word_vectors: np.ndarray | None = None, bert_dir: str | None = None,
+                word_vectors: np.ndarray | None = None, bert_source: str | None = None,
                 pretrained: bool = True) -> RetrievalModel:
     """The registered model `name` from a full config (``model:`` and ``loss:`` sections).
 
     `vocab_size` / `word_vectors` (a (vocab, word_dim) float32 matrix, e.g. GloVe) feed GRU text
-    encoders; `bert_dir` overrides ``model.bert.dir`` for BERT models; ``pretrained=False`` builds
+    encoders; `bert_source` overrides ``model.bert.source`` for BERT models; ``pretrained=False`` builds
     BERT with random weights from its config only (checkpoint loading, parameter counting, tests).
     """
     cls = MODELS.get(name).cls
     try:
         loss = RankingLoss.from_config(config.get("loss"))
-        return cls.from_config(dict(config.get("model") or {}), loss, vocab_size, word_vectors, bert_dir, pretrained)
+        return cls.from_config(dict(config.get("model") or {}), loss, vocab_size, word_vectors, bert_source, pretrained)
     except (ValueError, TypeError) as err:
         raise UserError(f"model {name!r}: {err}") from None
 

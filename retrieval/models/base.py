@@ -74,16 +74,16 @@ class RetrievalModel(nn.Module, ABC):
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], loss: RankingLoss, vocab_size: int | None = None,
-                    word_vectors: np.ndarray | None = None, bert_dir: str | None = None,
+                    word_vectors: np.ndarray | None = None, bert_source: str | None = None,
                     pretrained: bool = True) -> "RetrievalModel":
         """The model from a ``model:`` mapping, read strictly into ``cls.Config`` (one-line errors naming
-        the dotted key).  For BERT models `bert_dir` overrides ``model.bert.dir`` and
+        the dotted key).  For BERT models `bert_source` overrides ``model.bert.source`` and
         ``pretrained=False`` builds BERT with random weights from its config only."""
         config = from_dict(cls.Config, section, "model")
         bert = getattr(config, "bert", None)
-        if bert is not None and (bert_dir is not None or not pretrained):
+        if bert is not None and (bert_source is not None or not pretrained):
             config = dataclasses.replace(config, bert=dataclasses.replace(
-                bert, dir=bert_dir or bert.dir, pretrained=bert.pretrained and pretrained))
+                bert, source=bert_source or bert.source, pretrained=bert.pretrained and pretrained))
         return cls(config, loss=loss, vocab_size=vocab_size, word_vectors=word_vectors)
 
     @staticmethod

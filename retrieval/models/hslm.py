@@ -56,7 +56,7 @@ class HSLMConfig:
     cross_smooth: float = bounded(9.0, minimum=0.0)
     sim_dim: int = bounded(256, minimum=1)
     pool_form: Literal["dot", "parametric"] = "dot"
-    similarity_head: Literal["saf", "literal"] = "saf"
+    similarity_head: Literal["saf", "literal"] = "literal"
 
 
 MAX_WORDS, REGIONS = 64, 36  # tile sizing (data.max_caption_length, BUTD regions)
@@ -107,7 +107,7 @@ class SimilarityHead(nn.Module):
     of the vector gate σ(W_S S*_k) — zero on padded words.
     """
 
-    def __init__(self, sim_dim: int, form: str = "saf") -> None:
+    def __init__(self, sim_dim: int, form: str = "literal") -> None:
         super().__init__()
         self.form = form
         if form == "saf":

@@ -56,13 +56,18 @@ class SMFEAConfig:
     concept_label_ratio: float = bounded(0.35, minimum=0.0, maximum=1.0)
     concept_threshold: float = bounded(0.3, minimum=0.0)
     concept_labels_at_eval: bool = True
+    #: "sum": tree CE / KL summed over the batch like the ranking term (Eq. 6.20, 1:1:1); "mean": ÷ batch
+    tree_loss_reduction: Literal["sum", "mean"] = "sum"
     beta: tuple[float, float, float] = bounded((0.6, 0.2, 0.2), minimum=0.0, doc="fusion weights (Eq. 6.15)")
     aux_weights: dict[str, float] = bounded({"tree_ce": 1.0, "tree_kl": 1.0, "cac_kl": 1.0}, minimum=0.0)
 
 
-def tree_node_losses(image_tree: Outputs, text_tree: Outputs, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Σ_nodes CE of both trees, Σ_nodes KL(P^V ‖ P^S)), each averaged over the batch (Eq. 6.18–6.19)."""
-    batch = labels.shape[0]
+def tree_node_losses(image_tree: Outputs, text_tree: Outputs, labels: torch.Tensor,
+                     reduction: str = "sum") -> tuple[torch.Tensor, torch.Tensor]:
+    """(Σ_nodes CE of both trees (Eq. 6.18), Σ_nodes KL(P^V ‖ P^S) (Eq. 6.19)), summed over the batch
+    like the ranking term (Eq. 6.17), so Eq. 6.20 weighs the three 1:1:1; ``reduction="mean"`` divides
+    both by the batch size (1/B of the summed ranking term, decision 'SMFEA loss scale')."""
+    batch = labels.shape[0] if reduction == "mean" else 1
     targets = {"fragment_logits": labels[:, list(LEAVES)], "relation_logits": labels[:, list(INTERNAL)]}
     ce = labels.new_zeros((), dtype=torch.float32)
     kl = labels.new_zeros((), dtype=torch.float32)
@@ -148,7 +153,7 @@ class SMFEA(TwoTowerRetrievalModel):
             if int(labels[:, list(nodes)].max()) >= classes:
                 raise ValueError(f"tree {key} label {int(labels[:, list(nodes)].max())} >= {classes} classes: "
                                  f"set model.num_{key}s to the dictionary size (null excluded)")
-        ce, kl = tree_node_losses(image_out, text_out, labels)
+        ce, kl = tree_node_losses(image_out, text_out, labels, self.config.tree_loss_reduction)
         return {"tree_ce": ce, "tree_kl": kl,
                 "cac_kl": consensus_kl(image_out["concept_scores"], text_out["concept_scores"])}
 

@@ -49,7 +49,7 @@ class CaptionConfig:
     input_dropout: float = bounded(0.2, minimum=0.0, maximum=1.0)
     rnn_dropout: float = bounded(0.5, minimum=0.0, maximum=1.0)
     max_length: int = bounded(40, minimum=2)
-    reduction: Literal["token_mean", "sequence_sum"] = "token_mean"
+    reduction: Literal["token_mean", "sequence_sum"] = "sequence_sum"
 
 
 @dataclass(frozen=True)

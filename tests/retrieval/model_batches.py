@@ -25,12 +25,17 @@ TINY = {  # test id → (registry name, tiny config, model overrides)
     "vsepp": ("vsepp", "vsepp_tiny.yaml", {}),
     "vse_gpo": ("vse_gpo", "vse_gpo_tiny.yaml", {}),
 }
+#: a 2-layer 64-d random-weight BERT with the shipped MiniLM vocabulary: model mechanics need no pre-training
+SMALL_BERT = {"source": None, "pretrained": False,
+              "arch": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}}
 
 
 def tiny_model(key: str, seed: int = 0, **model_overrides) -> torch.nn.Module:
-    """The tiny-config model `key` (random BERT weights), with optional ``model:`` overrides."""
+    """The tiny-config model `key` (BERT towers: `SMALL_BERT`), with optional ``model:`` overrides."""
     name, file, variant = TINY[key]
     config = load_config(CONFIGS / file)
+    if "bert" in config["model"]:
+        config["model"]["bert"] = dict(SMALL_BERT)
     config["model"].update({**variant, **model_overrides})
     torch.manual_seed(seed)
     return build_model(name, config, vocab_size=VOCAB)

@@ -16,7 +16,7 @@ from retrieval.models.hire import mask_words
 from retrieval.parsing.region_graph import region_adjacency, scene_graph_adjacency
 
 from .fixtures import write_precomp
-from .model_batches import image_batch, single_thread, text_batch  # noqa: F401 (autouse fixture)
+from .model_batches import SMALL_BERT, image_batch, single_thread, text_batch  # noqa: F401 (autouse fixture)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "retrieval" / "configs"
 NAMES = ("hire_i2t", "hire_t2i")
@@ -24,7 +24,7 @@ NAMES = ("hire_i2t", "hire_t2i")
 
 def hire(name: str, seed: int = 0, **overrides) -> torch.nn.Module:
     config = load_config(CONFIGS / f"{name}_tiny.yaml")
-    config["model"].update(overrides)
+    config["model"].update({"bert": dict(SMALL_BERT), **overrides})
     torch.manual_seed(seed)
     return build_model(name, config)
 
@@ -150,7 +150,7 @@ def test_bad_options_are_errors():
 
 def test_paper_config_builds_with_paper_dims():
     config = load_config(CONFIGS / "hire_i2t_f30k.yaml")
-    config["model"]["bert"] = {"dir": None, "pretrained": False, "arch": {"num_hidden_layers": 1}}
+    config["model"]["bert"] = {"source": None, "pretrained": False, "arch": {"num_hidden_layers": 1}}
     model = build_model("hire_i2t", config, pretrained=False)
     assert model.vsa.attention_dim == 256 and model.vsa.heads == 16 and model.dim == 1024
     assert model.region_fc.in_features == 2048 and len(model.interactions) == 2 and model.smooth == 4.0

@@ -24,7 +24,7 @@ def hslm(seed: int = 0, **overrides) -> torch.nn.Module:
 
 VARIANTS = {"default": {},
             "options": {"self_attention": "softmax", "self_attention_residual": True, "cross_attention": "softmax",
-                        "pool_form": "parametric", "similarity_head": "literal"}}
+                        "pool_form": "parametric", "similarity_head": "saf"}}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

@@ -70,3 +70,43 @@ def test_companion_drops():
     views = dict(zip(CORNERS, (0.5, 0.5, 1.0, 1.0)))
     assert mean_relative_drop(views, 1.0) == pytest.approx(0.25)
     assert weighted_relative_drop(views, 1.0) == pytest.approx(2 * 0.5 / 8)
+
+
+def test_box_accuracy_by_hand():
+    from retrieval.evaluation.res_metrics import box_accuracy, box_iou_pairs
+
+    pred = np.array([[0, 0, 2, 2], [0, 0, 2, 2], [0, 0, 1, 1], [5, 5, 6, 6]], float)
+    gt = np.array([[0, 0, 2, 2], [1, 0, 3, 2], [0, 0, 2, 1], [0, 0, 1, 1]], float)
+    # identical: 1; half-shifted: 2 / (4 + 4 - 2) = 1/3; inside: 1 / 2 = 0.5 (not bigger than 0.5); disjoint: 0
+    assert np.allclose(box_iou_pairs(pred, gt), [1.0, 1 / 3, 0.5, 0.0])
+    assert box_accuracy(pred, gt) == 0.25
+    with pytest.raises(ValueError, match="x2 >= x1"):
+        box_iou_pairs(np.array([[2, 0, 0, 1.0]]), np.array([[0, 0, 1, 1.0]]))
+
+
+def test_res_metrics_command(tmp_path, capsys):
+    import json
+
+    from retrieval.cli import main
+
+    pred, gt = masks()
+    np.save(tmp_path / "p.npy", pred)
+    np.save(tmp_path / "g.npy", gt)
+    np.save(tmp_path / "pb.npy", np.array([[0, 0, 2, 2], [0, 0, 1, 1]], float))
+    np.save(tmp_path / "gb.npy", np.array([[0, 0, 2, 2], [5, 5, 6, 6]], float))
+    (tmp_path / "v.json").write_text(json.dumps({"5,5": 0.8, "1,1": 0.4, "9,9": 0.8}))
+    assert main(["res-metrics", "--pred", str(tmp_path / "p.npy"), "--gt", str(tmp_path / "g.npy"),
+                 "--pred-boxes", str(tmp_path / "pb.npy"), "--gt-boxes", str(tmp_path / "gb.npy"),
+                 "--views", str(tmp_path / "v.json"), "--json", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    # IoUs 4/6 and 0: mean 1/3; overall (4 + 0) / (6 + 4) = 0.4; P@0.5 = P@0.6 = 50 %, P@0.7 = 0
+    assert report["samples"] == 2 and np.isclose(report["mean_iou"], 1 / 3) and np.isclose(report["overall_iou"], 0.4)
+    assert report["precision"] == {"P@0.5": 50.0, "P@0.6": 50.0, "P@0.7": 0.0, "P@0.8": 0.0, "P@0.9": 0.0}
+    assert report["box_acc@0.5"] == 0.5
+    # MVR: Q(1,1) = 0.5 at distance 8, Q(9,9) = 1 (ln 1 = 0): −0.5 ln 0.5 / 8
+    assert np.isclose(report["mvr"], -0.5 * np.log(0.5) / 8)
+    assert "mean_iou" in capsys.readouterr().out
+    assert main(["res-metrics", "--pred", str(tmp_path / "p.npy")]) == 2
+    assert main(["res-metrics", "--pred", str(tmp_path / "p.npy"), "--gt", str(tmp_path / "missing.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "--pred needs --gt" in err and "missing.npy" in err
