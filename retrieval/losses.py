@@ -3,10 +3,11 @@
 * `triplet_ranking_loss` — bidirectional hinge triplet (docs/retrieval.md; VSE++, Faghri et al.):
   margin 0.2, hardest in-batch negative per anchor (max of hinges) or the sum over negatives
   (sum of hinges, used for the 3SHNet code's first-epoch warm-up, decision 'hardest negatives').
-* `intra_modal_constraint` — IMC(V) of the IMC thesis (Chen 2023) Eq. 5.4 with the two band readings of
-  the IMC thesis §5.2.2: ``band="code"`` (the authors' public code: cosine-similarity band, or row-normalised distances
-  with row-0 rank-quantile thresholds) and ``band="literal"`` (Eq. 5.4 as printed: absolute band
-  (μ_down, μ_up) on the distance δ, summed).  Both directions of each pair count, masks carry no
+* `intra_modal_constraint` — IMC(V) of the IMC thesis (Chen 2023) Eq. 5.4 with three band readings
+  (decision 'IMC band'): ``band="push"`` (the default: §5.1 / Fig. 5.1 — intra-modal negatives whose
+  distance δ lies in the band (μ_down, μ_up) are pushed apart, Σ (μ_up − δ)), ``band="code"`` (the
+  authors' public code: cosine-similarity band, or row-normalised distances with row-0 rank-quantile
+  thresholds) and ``band="literal"`` (Eq. 5.4 as printed: Σ δ over the band, which pulls pairs together).  Both directions of each pair count, masks carry no
   gradient, captions of the same image are not masked (the authors' code).
 * `RankingLoss` — the module every model uses: MH (or SH) + λ·IMC(I) + λ·IMC(T) (Eq. 5.3), with λ = 0
   reproducing plain MH exactly.
@@ -35,7 +36,7 @@ from shared.config import bounded, from_dict
 from shared.distributed import all_gather_concat, all_gather_with_grad
 
 IMC_MEASURES = ("cosine", "l1", "l2", "msd")
-IMC_BANDS = ("code", "literal")
+IMC_BANDS = ("push", "code", "literal")
 
 
 def _rank_offset(local: int, gathered: int) -> int:
@@ -103,8 +104,13 @@ def pairwise_distance(local: torch.Tensor, others: torch.Tensor, measure: str) -
 
 
 def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = None, measure: str = "l1",
-                           band: str = "code", mu_down: float = 0.05, mu_up: float = 0.5) -> torch.Tensor:
+                           band: str = "push", mu_down: float = 0.05, mu_up: float = 0.5) -> torch.Tensor:
     """IMC(V) of Eq. 5.4 without λ, for the local rows of one modality against `others` (default: themselves).
+
+    ``band="push"`` (the IMC thesis §5.1, Fig. 5.1: the loss "increases the intra-modal non-pair
+      distance" and counts only pairs "within the boundaries"): keep μ_down < δ < μ_up among pairs
+      m ≠ n and return Σ (μ_up − δ)·keep — a hinge that pushes each in-band negative out to μ_up;
+      pairs closer than μ_down (near-duplicates) and farther than μ_up are left alone.
 
     ``band="code"`` (the IMC thesis (Chen 2023) and its public code CanonChen/IMC, ``IntraLoss``):
       cosine — C = cos − I, keep μ_up < C < 1 − μ_down, return Σ C·keep / B (minimising pushes
@@ -118,11 +124,11 @@ def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = No
     count, total = local.shape[0], others.shape[0]
     offset = _rank_offset(count, total)
     self_pairs = _positive_mask(count, total, offset, local.device)
-    if band == "literal":
+    if band in ("literal", "push"):
         delta = pairwise_distance(local, others, measure)
         with torch.no_grad():
             keep = (delta > mu_down) & (delta < mu_up) & ~self_pairs
-        return (delta * keep).sum()
+        return (delta * keep).sum() if band == "literal" else ((mu_up - delta) * keep).sum()
     if band != "code":
         raise ValueError(f"unknown IMC band {band!r} (choose from {', '.join(IMC_BANDS)})")
     if measure == "cosine":
@@ -141,11 +147,12 @@ def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = No
 
 @dataclass(frozen=True)
 class IMCSettings:
-    """λ, δ and band of the IMC term (the IMC thesis (Chen 2023) defaults: code band, L1, λ = 1, 0.05/0.5)."""
+    """λ, δ and band of the IMC term (the IMC thesis (Chen 2023): λ = 1, 0.05 / 0.5; the band of §5.1 /
+    Fig. 5.1 by default (decision 'IMC band'), the authors' code band and Eq. 5.4 as printed as options)."""
 
     lam: float = 1.0
     measure: str = "l1"
-    band: str = "code"
+    band: str = "push"
     mu_down: float = 0.05
     mu_up: float = 0.5
 

@@ -43,7 +43,7 @@ def test_same_image_captions_are_not_negatives():
 
 
 @pytest.mark.parametrize("measure", ["cosine", "l1", "l2", "msd"])
-@pytest.mark.parametrize("band", ["code", "literal"])
+@pytest.mark.parametrize("band", ["push", "code", "literal"])
 def test_imc_lambda_zero_is_plain_max_hinge_exactly(measure, band):
     torch.manual_seed(0)
     raw_i, raw_t = torch.randn(16, 8, requires_grad=True), torch.randn(16, 8, requires_grad=True)
@@ -69,6 +69,20 @@ def test_imc_cosine_bands_by_hand():
     assert intra_modal_constraint(v, measure="cosine", band="code").item() == pytest.approx(2 * (0.8 + 0.6) / 3)
     # literal: distances 1 - cos in (0.05, 0.5): 0.2 and 0.4, both orders, no division
     assert intra_modal_constraint(v, measure="cosine", band="literal").item() == pytest.approx(2 * (0.2 + 0.4))
+    # push (the default, Fig. 5.1): the same in-band pairs, each pushed out to mu_up = 0.5: (0.5 - 0.2) + (0.5 - 0.4)
+    assert intra_modal_constraint(v, measure="cosine").item() == pytest.approx(2 * (0.3 + 0.1))
+
+
+def test_imc_push_band_increases_intra_modal_distances():
+    """A gradient step on the default band moves in-band negatives apart (Fig. 5.1), the literal one together."""
+    for band, sign in (("push", 1), ("literal", -1)):
+        v = _three_unit_vectors().clone().requires_grad_(True)
+        before = 1 - (v[0] @ v[1]).item()
+        intra_modal_constraint(torch.nn.functional.normalize(v, dim=1), measure="cosine", band=band).backward()
+        with torch.no_grad():
+            moved = torch.nn.functional.normalize(v - 0.1 * v.grad, dim=1)
+        after = 1 - (moved[0] @ moved[1]).item()
+        assert sign * (after - before) > 0
 
 
 def test_imc_l1_code_band_uses_row_normalised_quantiles():
