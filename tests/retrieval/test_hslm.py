@@ -71,7 +71,11 @@ def test_word_gates_and_cross_attention():
     assert attention.shape == (3, 4, 6, 5)
     assert torch.allclose(attention.sum(-1), torch.ones(3, 4, 6), atol=1e-5)
     assert torch.all(attention[1, :, :, 3:] == 0)  # image 1 has 3 valid regions
-    assert torch.all((0 <= details["scores"]) & (details["scores"] <= 1))  # SAF: sigmoid score
+    assert torch.isfinite(details["scores"]).all()  # Eq. 22: S_F = FC(S_A), an unbounded score
+    saf = hslm(similarity_head="saf").eval()
+    with torch.no_grad():
+        scores = saf.score_details(saf.encode_images(image_batch(3, regions=5)), saf.encode_texts(texts))["scores"]
+    assert torch.all((0 <= scores) & (scores <= 1))  # SAF: sigmoid score
 
 
 def test_imc_option():
