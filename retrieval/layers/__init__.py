@@ -6,11 +6,13 @@ from retrieval.layers.bert import BertConfig, BertGPOTextTower, BertTextEncoder,
 from retrieval.layers.blocks import drop_regions
 from retrieval.layers.gpo import GPO
 from retrieval.layers.gru import GRUTextEncoder, length_mask
+from retrieval.layers.lstm import BiLSTMSentenceEncoder
 from retrieval.layers.region import RegionEncoder, xavier_linear
 
 __all__ = [
     "GPO",
     "BertConfig",
+    "BiLSTMSentenceEncoder",
     "BertGPOTextTower",
     "BertTextEncoder",
     "GRUTextEncoder",

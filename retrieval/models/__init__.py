@@ -20,6 +20,7 @@ import torch
 
 # the model modules register themselves in MODELS on import
 from retrieval.models import hire as _hire  # noqa: F401
+from retrieval.models import imc as _imc  # noqa: F401
 from retrieval.models import hslm as _hslm  # noqa: F401
 from retrieval.models import shnet as _shnet  # noqa: F401
 from retrieval.models import smfea as _smfea  # noqa: F401

@@ -91,6 +91,20 @@ SEED_TABLE = [
     (("vsrpp",), BOTH, "model.mu", 2.0, "the VSR++ paper Tab. 2 (μ = 2.0 best)"),
     (("vsrpp",), BOTH, "model.caption.reduction", "sequence_sum", "the VSR++ paper (L_generation = −Σ_t log p)"),
     (("vsrpp",), BOTH, "model.aux_weights.caption", 1.0, "the VSR++ paper (L = L_triplet + L_generation)"),
+    # IMC network (the IMC thesis Ch. 5)
+    (("imc",), BOTH, "model.embed_dim", 1024, "the IMC thesis §5.2.1 (d = 1024)"),
+    (("imc",), BOTH, "model.dropout", 0.5, "the IMC thesis §5.3.2 (Bi-LSTM dropout 0.5)"),
+    (("imc",), BOTH, "train.optimizer", "adam", "the IMC thesis §5.3.2 (Adam)"),
+    (("imc",), BOTH, "train.batch_size", 128, "the IMC thesis §5.3.2 (mini-batch 128)"),
+    (("imc",), BOTH, "train.lr", 2e-4, "the IMC thesis §5.3.2 (0.0002)"),
+    (("imc",), BOTH, "train.schedule.step_epochs", 15, "the IMC thesis §5.3.2 (decay every 15 epochs)"),
+    (("imc",), BOTH, "train.epochs", 30, "the IMC thesis §5.3.2 (30 epochs)"),
+    (("imc",), BOTH, "loss.margin", 0.2, "the IMC thesis §5.3.2 (α = 0.2)"),
+    (("imc",), BOTH, "loss.hardest", True, "the IMC thesis Eq. 5.3 (MH)"),
+    (("imc",), BOTH, "loss.imc.lam", 1.0, "the IMC thesis §5.3.3 (λ = 1)"),
+    (("imc",), BOTH, "loss.imc.measure", "l1", "the IMC thesis §5.3.3 (L1, Eq. 5.7)"),
+    (("imc",), BOTH, "loss.imc.mu_down", 0.05, "the IMC thesis §5.3.2"),
+    (("imc",), BOTH, "loss.imc.mu_up", 0.5, "the IMC thesis §5.3.2"),
 ]
 
 ROWS = [(model, dataset, key, value, passage)
@@ -116,5 +130,5 @@ def test_every_registered_paper_config_is_pinned():
     pinned = {(model, dataset) for model, dataset, *_ in ROWS}
     for entry in MODELS.entries():
         for dataset in entry.configs:
-            if dataset in BOTH and entry.name in {"smfea", "hire_i2t", "hire_t2i", "3shnet", "hslm", "vsrpp"}:
+            if dataset in BOTH and entry.name in {"smfea", "hire_i2t", "hire_t2i", "3shnet", "hslm", "vsrpp", "imc"}:
                 assert (entry.name, dataset) in pinned
