@@ -26,7 +26,7 @@ def test_embeddings_are_unit_vectors_of_the_joint_dim(key):
 
 
 def test_registry_names_and_errors():
-    assert MODELS.names() == ["3shnet", "hire_i2t", "hire_t2i", "hslm", "smfea", "vse_gpo", "vsepp", "vsrpp"]
+    assert MODELS.names() == ["3shnet", "hire_i2t", "hire_t2i", "hslm", "imc", "smfea", "vse_gpo", "vsepp", "vsrpp"]
     with pytest.raises(UserError, match="unknown retrieval model"):
         build_model("nope", {})
     with pytest.raises(UserError, match=r"config model: unknown key\(s\) 'embed_dimm'"):

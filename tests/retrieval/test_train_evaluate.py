@@ -21,7 +21,7 @@ from shared.errors import UserError
 
 FAST = ["train.epochs=2", "train.batch_size=16"]
 RUNS = [("vsepp", "vsepp_tiny"), ("vse_gpo", "vse_gpo_tiny"), ("smfea", "smfea_tiny"),
-        ("3shnet", "shnet_tiny"), ("3shnet", "shnet_grid_tiny")]
+        ("3shnet", "shnet_tiny"), ("3shnet", "shnet_grid_tiny"), ("imc", "imc_tiny")]
 
 
 @pytest.fixture(scope="module")
