@@ -35,7 +35,7 @@ import torch
 
 from retrieval.data.pairs import PairDataset, TextEncoding, check_model_inputs
 from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
-from retrieval.evaluation.checkpoint import dev_evaluation
+from retrieval.evaluation.checkpoint import check_semantic_edges, dev_evaluation
 from retrieval.evaluation.metrics import COLLAPSE_RTOL
 from retrieval.models import CONFIG_DIR, MODELS, build_model
 from retrieval.text import text_encoding_for
@@ -149,6 +149,8 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
         model.prepare_corpus([vocab.encode(c) for c in train_split.captions], vocab.idx2word)
     check_model_inputs(train_split, model, f"{precomp.path} train")
     check_model_inputs(dev_split, model, f"{precomp.path} dev")
+    check_semantic_edges(model, train_split, precomp, "train")
+    check_semantic_edges(model, dev_split, precomp, "dev")
     if init_from is not None:
         tensors, _ = load_checkpoint(init_from)
         loaded, skipped = load_matching(model, tensors)

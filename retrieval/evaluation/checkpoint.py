@@ -26,6 +26,7 @@ from retrieval.evaluation.metrics import is_collapsed
 from retrieval.evaluation.similarity import PairwiseModel, compute_similarity, model_device
 from retrieval.evaluation.tiles import Shard, TileJournal
 from retrieval.models import load_model
+from shared.errors import UserError
 from shared.metrics.ranking import check_finite
 
 PAPER_RESULTS = Path(__file__).resolve().parents[1] / "results" / "paper_results.yaml"
@@ -89,6 +90,18 @@ def paper_row(dataset: str | None, protocol: str, meta: Mapping[str, Any]) -> di
     return dict(zip(PAPER_KEYS, table[key])) if key in table else None
 
 
+def check_semantic_edges(model: Any, data: Any, precomp: Any, split: str) -> None:
+    """A model whose config asks for scene-graph edges (HiRE ``semantic_edges: true``, the thesis §7.4.1)
+    needs ``{split}_scene_graphs.jsonl``: its absence is a one-line error, never a silent IoU-only graph."""
+    config = getattr(model, "config", None)
+    if not getattr(config, "semantic_edges", False) or "region_graph" not in model.image_inputs():
+        return
+    if getattr(data, "scene_graphs", None) is None:
+        raise UserError(f"{precomp.file(split, 'scene_graphs.jsonl')}: missing; model.semantic_edges=true builds the "
+                        f"visual graph from IoU and scene-graph edges (the thesis §7.4.1) — add the scene graphs, or set "
+                        f"model.semantic_edges=false for IoU-only edges on purpose")
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str = "test", protocol: str = "full",
                         device: str = "auto", name: str | None = None, save: str | Path | None = None,
                         batch_size: int = 128, progress: bool = True, shard: Shard = Shard(),
@@ -103,6 +116,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str
     precomp = resolve_precomp_dir(data_dir, name)
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
     check_model_inputs(data, model, f"{precomp.path} {split}")
+    check_semantic_edges(model, data, precomp, split)
     tiles = None
     if journal is not None:
         tiles = TileJournal(journal, {"checkpoint_save_id": meta.get("save_id"), "data": str(precomp.path.resolve()),

@@ -61,6 +61,8 @@ class HiREConfig:
     dropout: float = bounded(0.1, minimum=0.0, maximum=1.0)
     self_attention: Literal["transformer", "literal"] = "transformer"
     graph: bool = True
+    #: scene-graph edges in the VSSG besides the IoU > μ edges (§7.4.1); true makes their absence an error
+    semantic_edges: bool = True
     graph_norm: Literal["softmax", "count"] = "softmax"
     smooth: float = bounded(4.0, minimum=0.0, doc="λ of the cross attention (Eq. 7.8)")
     interaction_steps: int = bounded(2, minimum=1)

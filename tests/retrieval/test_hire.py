@@ -167,3 +167,22 @@ def test_loader_delivers_the_vssg_adjacency(tmp_path):
     bare = write_precomp(tmp_path / "bare", splits={"train": 2}, regions=6, side=False)
     with pytest.raises(UserError, match="boxes"):
         check_image_inputs(load_split(bare, "train", feature_dim=None, num_regions=None), ("regions", "region_graph"), "bare")
+
+
+def test_missing_scene_graphs_are_an_error_when_semantic_edges_are_asked(tmp_path):
+    """The thesis §7.4.1 builds the VSSG from IoU and scene-graph edges: no silent IoU-only graph."""
+    from retrieval.data.precomp import resolve_precomp_dir
+    from retrieval.evaluation.checkpoint import check_semantic_edges
+
+    folder = write_precomp(tmp_path, splits={"train": 3}, regions=6)
+    precomp = resolve_precomp_dir(tmp_path)
+    model = hire("hire_i2t")
+    assert model.config.semantic_edges
+    check_semantic_edges(model, load_split(folder, "train", feature_dim=None, num_regions=None), precomp, "train")
+    (folder / "train_scene_graphs.jsonl").unlink()
+    split = load_split(folder, "train", feature_dim=None, num_regions=None)
+    with pytest.raises(UserError, match=r"train_scene_graphs.jsonl: missing; model.semantic_edges=true .* "
+                                        r"model.semantic_edges=false"):
+        check_semantic_edges(model, split, precomp, "train")
+    check_semantic_edges(hire("hire_i2t", semantic_edges=False), split, precomp, "train")
+    check_semantic_edges(hire("hire_i2t", graph=False), split, precomp, "train")
