@@ -49,7 +49,7 @@ class ThreeSHNetConfig:
     num_categories: int = bounded(133, minimum=1, doc="panoptic categories of the segmentation inputs")
     mlp_hidden: int = bounded(512, minimum=1)
     salience: Literal["sigmoid", "softmax"] = "sigmoid"
-    salience_similarity: Literal["scaled_dot", "cosine"] = "scaled_dot"
+    salience_similarity: Literal["scaled_dot", "cosine"] = "cosine"
     spatial_pe_dim: int = bounded(8, minimum=1)
     spatial_channels: int = bounded(128, minimum=1)
     spatial_stride: int = bounded(2, minimum=1)
@@ -79,12 +79,13 @@ class VSeM(nn.Module):
     """Visual-semantic modelling (Eq. 8.1–8.3): segmentation query q, salience α_i, gated fusion.
 
     q = seg-embed(AvgPool(V^s)) (+ MLP residual); r_i = f_i + MLP(f_i);
-    α_i = sigmoid(q·r_i / √D) (code; ``similarity="cosine"`` divides by the norms as Eq. 8.2 writes;
+    α_i = sigmoid(cos(q, r_i) / √D) (Eq. 8.2 and §8.4.5, ``similarity="cosine"``; ``"scaled_dot"`` is the
+    authors' code, sigmoid(q·r_i / √D);
     ``gate="softmax"`` is the Fig. 8.4 variant); out_i = ReLU(W_1(α_i r_i ⊙ tanh(W_s α_i r_i) + q)).
     """
 
     def __init__(self, num_categories: int, dim: int, hidden: int, dropout: float, gate: str = "sigmoid",
-                 similarity: str = "scaled_dot") -> None:
+                 similarity: str = "cosine") -> None:
         super().__init__()
         if gate not in ("sigmoid", "softmax") or similarity not in ("scaled_dot", "cosine"):
             raise ValueError(f"VSeM gate {gate!r} / similarity {similarity!r} not supported")
@@ -145,7 +146,7 @@ class VSpM(nn.Module):
 
 
 @MODELS.register("3shnet", configs={"tiny": "shnet_tiny", "tiny_grid": "shnet_grid_tiny", "f30k": "shnet_f30k",
-                                    "coco": "shnet_coco"},
+                                    "coco": "shnet_coco", "f30k_grid": "shnet_grid_f30k", "coco_grid": "shnet_grid_coco"},
                  summary="3SHNet semantic-spatial self-highlighting two-tower (BERT text; region or grid)")
 class ThreeSHNet(TwoTowerRetrievalModel):
     """3SHNet (``variant`` region | grid); `explain` returns the salience α and the spatial attention β."""

@@ -20,7 +20,8 @@ TINY = {  # test id → (registry name, tiny config, model overrides)
                    {"attention_form": "parametric", "tree_cell": "child_sum", "text_tree_residual": False}),
     "3shnet": ("3shnet", "shnet_tiny.yaml", {}),
     "3shnet_code": ("3shnet", "shnet_tiny.yaml",  # the official code's choices (decision '3SHNet similarity', decision '3SHNet spatial resolution')
-                    {"spatial_similarity": "scaled_dot", "spatial_stride": 1, "salience": "softmax"}),
+                    {"spatial_similarity": "scaled_dot", "salience_similarity": "scaled_dot", "spatial_stride": 1,
+                     "salience": "softmax"}),
     "3shnet_grid": ("3shnet", "shnet_grid_tiny.yaml", {}),
     "vsepp": ("vsepp", "vsepp_tiny.yaml", {}),
     "vse_gpo": ("vse_gpo", "vse_gpo_tiny.yaml", {}),
