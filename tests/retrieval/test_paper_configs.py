@@ -133,3 +133,29 @@ def test_hslm_head_follows_eq_20_to_22_by_default():
 
     assert HSLMConfig().similarity_head == "literal"
     assert MODELS.load_config("hslm", "f30k")["model"]["similarity_head"] == "literal"
+
+
+def test_paper_rows_match_model_and_features():
+    from retrieval.evaluation.checkpoint import paper_row
+
+    def meta(model, variant=None):
+        return {"model": model, "config": {"model": {"variant": variant} if variant else {}}}
+
+    assert paper_row("f30k", "f30k", meta("hslm"))["rsum"] == 508.6       # the HSLM paper Tab. 1
+    assert paper_row("coco", "coco1k", meta("vsrpp"))["i2t_r1"] == 76.6   # the VSR++ paper Tab. 3
+    assert paper_row("f30k", "f30k", meta("imc"))["rsum"] == 437.9        # the IMC thesis Tab. 5.3
+    assert paper_row("coco", "coco5k", meta("3shnet", "grid"))["rsum"] == 459.0
+    assert paper_row("f30k", "f30k", meta("vsepp")) is None   # every seed VSE++ row is ResNet, ours is regions
+    assert paper_row("synscenes", "f30k", meta("hslm")) is None
+    rows = yaml_rows()
+    for protocol, table in rows.items():
+        for key, values in table.items():
+            assert len(values) == 7 and abs(sum(values[:6]) - values[6]) < 0.15, (protocol, key)
+
+
+def yaml_rows():
+    import yaml
+
+    from retrieval.evaluation.checkpoint import PAPER_RESULTS
+
+    return yaml.safe_load(PAPER_RESULTS.read_text())
