@@ -77,7 +77,8 @@ def load_glove_text(path: str | Path, *, dim: int | None = None, keep: Collectio
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: GloVe file not found")
+        raise UserError(f"data.word_vectors {path}: GloVe file not found (pass a local GloVe text file, e.g. glove.840B.300d.txt, "
+                        f"or data.word_vectors=none to start from random embeddings on purpose)")
     words: list[str] = []
     rows: list[np.ndarray] = []
     try:

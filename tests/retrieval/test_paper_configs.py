@@ -159,3 +159,11 @@ def yaml_rows():
     from retrieval.evaluation.checkpoint import PAPER_RESULTS
 
     return yaml.safe_load(PAPER_RESULTS.read_text())
+
+
+def test_an_absent_glove_file_is_one_line_naming_the_key(tmp_path):
+    config = MODELS.load_config("imc", "f30k", [f"data.word_vectors={tmp_path / 'glove.840B.300d.txt'}"])
+    _, data = read_settings(config)
+    with pytest.raises(UserError, match=r"^data.word_vectors .*glove.840B.300d.txt: GloVe file not found .*none") as err:
+        text_encoding_for(Model, config, data, CAPTIONS)
+    assert "\n" not in str(err.value)
