@@ -80,9 +80,13 @@ def check_bert_dir(path: str | Path | None, *, need_weights: bool = False) -> Pa
 
 def _unavailable(source: str, what: str) -> UserError:
     offline = " (HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else ""
+    fix = f"set {KEY}=PATH to a local {source} folder or run once online"
+    if what == "model weights":  # the tokenizer and config are there: random weights are a real choice
+        fix += ", or set model.bert.pretrained=false to train from random weights on purpose"
+    else:
+        fix += " (its vocabulary is needed even with random weights)"
     return UserError(f"{KEY} {source}: the {what} are not in the local Hugging Face cache and the hub cannot be "
-                     f"reached{offline}; set {KEY}=PATH to a local {source} folder, run once online, or set "
-                     f"model.bert.pretrained=false to train from random weights on purpose")
+                     f"reached{offline}; {fix}")
 
 
 def _from_pretrained(loader: Any, source: str | None, what: str, *, need_weights: bool = False) -> Any:

@@ -121,7 +121,7 @@ def test_training_the_paper_config_offline_without_weights_names_the_fix(tmp_pat
     assert main(["train", "--model", "hire_i2t", "--config", "hire_i2t_f30k", "--data", str(data),
                  "--out", str(tmp_path / "run"), "--init-from", "none"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "model.bert.source=PATH" in err
+    assert len(err.splitlines()) == 1 and "model.bert.source=PATH" in err and "vocabulary is needed" in err
     assert not (tmp_path / "run" / "best.safetensors").exists()
 
 
