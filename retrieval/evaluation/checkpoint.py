@@ -115,7 +115,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str
     model, meta, text = load_model(checkpoint, device)
     precomp = resolve_precomp_dir(data_dir, name)
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
-    check_model_inputs(data, model, f"{precomp.path} {split}")
     check_semantic_edges(model, data, precomp, split)
     tiles = None
     if journal is not None:
