@@ -116,6 +116,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, split: str
     precomp = resolve_precomp_dir(data_dir, name)
     data = load_split(precomp, split, feature_dim=None, dev_max_images=None)
     check_semantic_edges(model, data, precomp, split)
+    check_model_inputs(data, model, f"{precomp.path} {split}")
     tiles = None
     if journal is not None:
         tiles = TileJournal(journal, {"checkpoint_save_id": meta.get("save_id"), "data": str(precomp.path.resolve()),
