@@ -125,15 +125,17 @@ def test_training_the_paper_config_offline_without_weights_names_the_fix(tmp_pat
     assert not (tmp_path / "run" / "best.safetensors").exists()
 
 
-def test_tiny_configs_start_from_the_shipped_minilm():
-    """BERT-tower tiny configs load the shipped pre-trained MiniLM weights (not a random encoder)."""
+def test_tiny_configs_use_the_cpu_size_encoder_and_start_from_minilm_on_request():
+    """The BERT-tower tiny configs train the 2x64 encoder (MiniLM's tokenizer) for the default job's
+    budget; ``model.bert.pretrained=true model.bert.arch=null`` loads the shipped pre-trained MiniLM."""
     reference = load_bert().state_dict()
+    key = "encoder.layer.0.attention.self.query.weight"
     for name in ("hire_i2t", "vse_gpo"):
         config = MODELS.load_config(name)
-        assert config["model"]["bert"] == {"source": None, "pretrained": True, "arch": None}
+        assert config["model"]["bert"]["pretrained"] is False and config["model"]["bert"]["arch"]["hidden_size"] == 64
+        config = MODELS.load_config(name, None, ["model.bert.pretrained=true", "model.bert.arch=null"])
         model = build_model(name, config)
         bert = model.text_encoder.bert if name == "hire_i2t" else model.text.encoder.bert
-        key = "encoder.layer.0.attention.self.query.weight"
         assert torch.equal(bert.state_dict()[key], reference[key])
 
 
