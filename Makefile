@@ -76,7 +76,7 @@ train-fau: $(VENV)/.stamp-fau
 ifeq ($(MODEL),)
 	$(BIN)/fau run-default --out $(FAU_DEFAULT)
 else
-	$(if $(DATA),,$(BIN)/fau run-default --out $(FAU_DEFAULT) --models)
+	$(if $(DATA),,$(BIN)/fau run-default --out $(FAU_DEFAULT) --data-only)
 	$(BIN)/fau train --model $(MODEL) $(if $(CONFIG),--config $(CONFIG)) --fold $(FOLD) \
 	  --data $(or $(DATA),$(FAU_DEFAULT)/synfacs/prepared) --out $(or $(OUT),runs/$(MODEL)-$(FOLD))
 	$(BIN)/fau eval --checkpoint $(or $(OUT),runs/$(MODEL)-$(FOLD))/best.safetensors --fold $(FOLD) \
@@ -87,7 +87,7 @@ train-retrieval: $(VENV)/.stamp-retrieval
 ifeq ($(MODEL),)
 	$(BIN)/retrieval run-default --out $(RET_DEFAULT)
 else
-	$(if $(DATA),,$(BIN)/retrieval run-default --out $(RET_DEFAULT) --models)
+	$(if $(DATA),,$(BIN)/retrieval run-default --out $(RET_DEFAULT) --data-only)
 	$(BIN)/retrieval train --model $(MODEL) $(if $(CONFIG),--config $(CONFIG)) \
 	  --data $(or $(DATA),$(RET_DEFAULT)/synscenes) --out $(or $(OUT),runs/$(MODEL))
 	$(BIN)/retrieval evaluate --checkpoint $(or $(OUT),runs/$(MODEL))/best.safetensors \

@@ -5,8 +5,18 @@ data and evaluated on that fold's held-out test subjects, next to two baselines 
 same run (`fau.evaluation.baselines`); models with a language head (VL-FAU) add their description quality
 (teacher-forced word top-5 accuracy, local / global, and the share of local descriptions whose
 active/inactive state matches the label; results.json also keeps one sample description).  Writes
-``OUT/results.json`` and ``OUT/f1_by_au.png`` and returns the results; the command prints the table
-(`format_table`).  Each stage is skipped when its output is complete, so a second call only re-evaluates.
+``OUT/results.json``, ``OUT/results.md`` and ``OUT/f1_by_au.png`` and returns the results; the command
+prints the table (`format_table`).  Each stage is skipped when its output is complete, so a second call
+only re-evaluates.
+
+Every row of results.json carries its provenance (`shared.provenance`): the config file and overrides,
+the SHA-256 of the resolved config, the training and data seeds, the code version and the protocol.
+The table also reads the AUs by cue kind (`fau.synth.CUE_KIND`): mean F1 / AUC over the AUs whose
+SynFACS cue is mostly geometric and over those whose cue is mostly appearance.
+
+Two sizes (`MODES`): ``full`` (`make train-fau`) and ``fast`` (fewer subjects and frames, fewer epochs,
+every model; the end-to-end test of `make test`).  ``data_only`` stops after preparing the data and
+writes no results (`make train-fau MODEL=x` uses it, so it never overwrites the default run's table).
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,26 +32,65 @@ from fau.data.prepare import prepare
 from fau.data.table import META_FILE, load_prepared
 from fau.evaluation.baselines import run_baselines
 from fau.evaluation.checkpoint import evaluate_checkpoint
+from fau.evaluation.report import cue_groups, group_scores
 from fau.models import MODELS
+from fau.synth import DEFAULT_SEQUENCES, DEFAULT_SUBJECTS
 from fau.synth.generate import generate
 from fau.train import train
-from shared.io import atomic_path, write_json
+from shared.errors import UserError
+from shared.io import atomic_open, atomic_path, write_json
+from shared.provenance import code_version, config_sha256, describe_version
 
 log = logging.getLogger(__name__)
 
 RAW_DONE = "synfacs_report.json"
-#: frames per SynFACS sequence in this job (the generator's default is 48): 15 subjects × 4 tasks × 24
-#: = 1,440 frames keep three models' training within the job's CPU budget
-FRAMES_PER_SEQUENCE = 24
+#: written next to the data once it is complete: the mode's SynFACS size and seed
+DATA_SPEC = "default_run_data.json"
 
 
-def ensure_data(out: Path, seed: int, progress: bool) -> Path:
-    """Generate and prepare SynFACS under `out` unless already done; return the prepared folder."""
-    raw, prepared = out / "synfacs" / "raw", out / "synfacs" / "prepared"
+@dataclass(frozen=True)
+class Mode:
+    """One size of the default run: the SynFACS it generates and the overrides of every tiny config."""
+
+    subjects: int
+    sequences: int
+    frames: int                      # per sequence
+    overrides: tuple[str, ...] = ()  # applied before the user's overrides
+
+
+#: ``full``: 15 subjects × 4 tasks × 24 frames = 1,440 frames keep three models' training within the
+#: job's CPU budget (the generator's default is 48 frames).  ``fast``: our decision for the end-to-end
+#: test — TODO sizes measured.
+MODES = {
+    "full": Mode(DEFAULT_SUBJECTS, DEFAULT_SEQUENCES, 24),
+    "fast": Mode(24, 2, 6, ("train.epochs=5", "train.batch_size=8")),
+}
+
+
+def ensure_data(out: Path, seed: int, progress: bool, mode: Mode = MODES["full"]) -> Path:
+    """Generate and prepare SynFACS under `out` unless already done; return the prepared folder.
+
+    A folder holding data of another size or seed is refused (one line) rather than mixed."""
+    root = out / "synfacs"
+    raw, prepared = root / "raw", root / "prepared"
+    spec = {"generator": "SynFACS", "seed": seed, "subjects": mode.subjects, "sequences": mode.sequences,
+            "frames_per_sequence": mode.frames}
+    if (root / DATA_SPEC).is_file():
+        held = json.loads((root / DATA_SPEC).read_text())
+        if held != spec:
+            raise UserError(f"{root}: holds SynFACS {held}, this run needs {spec}; choose another --out "
+                            "or remove that folder")
+    elif (raw / RAW_DONE).is_file() and mode != MODES["full"]:
+        # data of a run from before the size was recorded: only the full size existed then
+        raise UserError(f"{root}: holds SynFACS of an older full run, this run needs {spec}; choose another "
+                        "--out or remove that folder")
     if not (raw / RAW_DONE).is_file():
-        generate(raw, n_frames=FRAMES_PER_SEQUENCE, seed=seed, workers=2, overwrite=raw.exists(), progress=progress)
+        generate(raw, n_subjects=mode.subjects, n_sequences=mode.sequences, n_frames=mode.frames, seed=seed,
+                 workers=2, overwrite=raw.exists(), progress=progress)
     if not (prepared / META_FILE).is_file():
         prepare("bp4d", raw, prepared, aus=None, progress=progress)
+    if not (root / DATA_SPEC).is_file():
+        write_json(root / DATA_SPEC, spec)
     return prepared
 
 
@@ -54,10 +104,31 @@ def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: st
     seconds = time.time() - began
     report = evaluate_checkpoint(best, prepared, fold, "test", device)
     write_json(run_dir / "eval.json", report)
-    result = {"scores": report["scores"], "seconds": seconds, "checkpoint": str(best)}
+    protocol = report.get("protocol", "validated")
+    result = {"scores": report["scores"], "seconds": seconds, "checkpoint": str(best),
+              "provenance": {"config": MODELS.config_path(model).name, "overrides": list(overrides),
+                             "config_sha256": config_sha256(config), "seed": config["train"]["seed"],
+                             "protocol": f"{protocol}: {PROTOCOLS.get(protocol, protocol)}"}}
     if "language" in report:
         result["language"] = report["language"]
     return result
+
+
+#: how each protocol picks the scored weights (the `protocol` of `fau eval` reports)
+PROTOCOLS = {"validated": "the epoch with the best validation macro F1 (held-out training subjects), "
+                          "scored on the fold's test subjects",
+             "paper": "the last epoch of the fixed schedule, scored on the fold's test subjects"}
+BASELINE_PROTOCOL = "fit on the fold's training subjects, scored on its test subjects"
+#: the baselines' parameters (`fau.evaluation.baselines`), hashed like a model config
+BASELINE_CONFIGS = {"majority": {"predictor": "training occurrence rate per AU"},
+                    "landmarks": {"predictor": "logistic regression per AU on the 98 aligned landmark "
+                                               "coordinates", "class_weight": "balanced", "max_iter": 500}}
+
+
+def baseline_provenance(name: str, seed: int) -> dict[str, Any]:
+    config = BASELINE_CONFIGS[name]
+    return {"config": f"baseline {name}", "overrides": [], "config_sha256": config_sha256(config), "seed": seed,
+            "protocol": BASELINE_PROTOCOL}
 
 
 def _language_cells(language: dict[str, Any] | None) -> str:
@@ -69,63 +140,117 @@ def _language_cells(language: dict[str, Any] | None) -> str:
     return f"{pct('word_top5_local') + '/' + pct('word_top5_global'):>12}{pct('description_state'):>7}"
 
 
+def _pair(first: float, second: float) -> str:
+    return f"{100 * first:.1f}/{100 * second:.1f}"
+
+
 def format_table(results: dict[str, dict[str, Any]], names: list[str]) -> str:
-    """Per-AU F1 (%), macro F1 / accuracy / AUC, time and, for language models, word top-5 accuracy
-    (local/global) and description-state accuracy (%), per model, one row each."""
-    header = (f"{'model':<11}" + "".join(f"{n:>6}" for n in names) + f"{'F1':>7}{'Acc':>7}{'AUC':>7}{'time s':>8}"
-              + f"{'word@5 L/G':>12}{'desc':>7}")
+    """Per-AU F1 (%), macro F1 / accuracy / AUC, mean F1 and AUC over the AUs with a mostly geometric
+    (geo) and a mostly appearance (app) SynFACS cue, time and, for language models, word top-5
+    accuracy (local/global) and description-state accuracy (%), per model, one row each."""
+    groups = cue_groups(names)
+    header = (f"{'model':<11}" + "".join(f"{n:>6}" for n in names) + f"{'F1':>7}{'Acc':>7}{'AUC':>7}"
+              + f"{'geo F1/AUC':>12}{'app F1/AUC':>12}{'time s':>8}{'word@5 L/G':>12}{'desc':>7}")
     lines = [header, "-" * len(header)]
     for model, result in results.items():
         scores = result["scores"]
         cells = "".join(f"{100 * scores[n]['f1']:6.1f}" for n in names)
         macro = scores["macro"]
+        by_group = group_scores(scores, groups)
+        group_cells = "".join(f"{_pair(by_group[g]['f1'], by_group[g]['auc']):>12}" for g in groups)
         lines.append(f"{model:<11}{cells}{100 * macro['f1']:7.1f}{100 * macro['accuracy']:7.1f}"
-                     f"{100 * macro['auc']:7.1f}{result['seconds']:8.1f}" + _language_cells(result.get("language")))
+                     f"{100 * macro['auc']:7.1f}{group_cells}{result['seconds']:8.1f}" + _language_cells(result.get("language")))
+    lines.append("geo: " + " ".join(groups["geometric"]) + "   app: " + " ".join(groups["appearance"])
+                 + "   (cue kinds: fau.synth.CUE_KIND)")
+    return "\n".join(lines)
+
+
+def format_provenance(summary: dict[str, Any]) -> str:
+    """The run's code version, data and protocol, and per row its config, hash and seed."""
+    version = describe_version(summary["code_version"])
+    lines = [f"code {version}; {summary['mode']} mode; SynFACS seed {summary['data_seed']}, fold {summary['fold']}"]
+    protocols = sorted({r["provenance"]["protocol"] for r in summary["results"].values()})
+    lines += [f"protocol: {p}" for p in protocols]
+    for model, result in summary["results"].items():
+        prov = result["provenance"]
+        overrides = f" {' '.join(prov['overrides'])}" if prov["overrides"] else ""
+        lines.append(f"  {model:<11} {prov['config']}{overrides}  sha256 {prov['config_sha256'][:12]}  seed {prov['seed']}")
     return "\n".join(lines)
 
 
 def plot_f1(results: dict[str, dict[str, Any]], names: list[str], path: Path) -> None:
-    """Grouped bar chart of per-AU F1 for every model and baseline (PNG, written atomically)."""
+    """Grouped bar chart of per-AU F1 for every model and baseline, the AUs ordered by cue kind
+    (geometric, then appearance) with each group's mean F1 after it (PNG, written atomically)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    labels = names + ["macro"]
+    groups = cue_groups(names)
+    labels = [*groups["geometric"], "geo mean", *groups["appearance"], "app mean", "macro"]
     width = 0.8 / max(len(results), 1)
-    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(labels) * max(len(results), 1) / 2), 4))
+    fig, ax = plt.subplots(figsize=(min(18, 4 + 0.12 * len(labels) * max(len(results), 1)), 4.5))
     for i, (model, result) in enumerate(results.items()):
-        values = [100 * result["scores"][n]["f1"] for n in labels]
+        by_group = group_scores(result["scores"], groups)
+        values = [100 * (by_group["geometric" if n == "geo mean" else "appearance"]["f1"] if n.endswith(" mean")
+                         else result["scores"][n]["f1"]) for n in labels]
         ax.bar(np.arange(len(labels)) + i * width, values, width, label=model)
+    split = len(groups["geometric"]) + 0.5
+    ax.axvline(split + width * (len(results) - 1) / 2, color="grey", lw=0.8, ls="--")
+    ax.text(0, 1.01, "mostly geometric cue", transform=ax.get_xaxis_transform(), fontsize=8)
+    ax.text(split + 0.6, 1.01, "mostly appearance cue", transform=ax.get_xaxis_transform(), fontsize=8)
     ax.set_xticks(np.arange(len(labels)) + width * (len(results) - 1) / 2, labels, rotation=45)
     ax.set_ylabel("F1 (%)")
-    ax.set_title("SynFACS test subjects: F1 per AU")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_title("SynFACS test subjects: F1 per AU, by cue kind", pad=14)
+    ax.legend(fontsize=8, ncol=max(1, len(results) // 3))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 
 
+def write_markdown(summary: dict[str, Any], path: Path) -> None:
+    """The table, the provenance and the chart as Markdown (for the README), written atomically."""
+    text = ("# `make train-fau`: SynFACS test subjects\n\n```\n" + format_table(summary["results"], summary["labels"])
+            + "\n```\n\n```\n" + format_provenance(summary) + "\n```\n\n![F1 per AU](f1_by_au.png)\n")
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", device: str = "auto",
                 models: Sequence[str] | None = None, overrides: Sequence[str] = (), seed: int = 0,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, mode: str = "full", data_only: bool = False) -> dict[str, Any]:
     """The whole main job; returns the results dict also written to ``OUT/results.json`` (with the
-    chart's path under ``chart``)."""
+    chart's path under ``chart``).  With `data_only`, only generates and prepares the data and returns
+    ``{"prepared": folder}``; no result file is touched."""
+    if mode not in MODES:
+        raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    names = MODELS.names() if models is None else [MODELS.get(m).name for m in models]
+    if not names and not data_only:
+        raise UserError("--models: name at least one model (--data-only prepares the data without training)")
     out = Path(out)
     began = time.time()
-    prepared = ensure_data(out, seed, progress)
+    prepared = ensure_data(out, seed, progress, MODES[mode])
+    if data_only:
+        return {"prepared": str(prepared)}
     data = load_prepared(prepared)
+    overrides = [*MODES[mode].overrides, *overrides]
     results: dict[str, dict[str, Any]] = {}
-    for model in MODELS.names() if models is None else models:
+    for model in names:
         log.info("== training %s (tiny config, fold %s)", model, fold)
         results[model] = train_and_score(model, prepared, fold, out, device, overrides, progress)
-    results.update(run_baselines(data, fold, seed))
-    names = data.columns
-    summary = {"dataset": str(prepared), "fold": fold, "labels": names, "results": results,
+    for name, result in run_baselines(data, fold, seed).items():
+        results[name] = {**result, "provenance": baseline_provenance(name, seed)}
+    for result in results.values():
+        result["provenance"]["code_version"] = code_version()
+    labels = data.columns
+    summary = {"dataset": str(prepared), "mode": mode, "data_seed": seed, "fold": fold, "labels": labels,
+               "cue_groups": cue_groups(labels), "code_version": code_version(), "results": results,
                "seconds": round(time.time() - began, 1)}
+    plot_f1(results, labels, out / "f1_by_au.png")
+    write_markdown(summary, out / "results.md")
     write_json(out / "results.json", summary)
-    plot_f1(results, names, out / "f1_by_au.png")
     return {**json.loads(json.dumps(summary)), "results_file": str(out / "results.json"),
             "chart": str(out / "f1_by_au.png")}

@@ -116,3 +116,30 @@ def format_report(report: Mapping[str, Any]) -> str:
             lines.append(f"sample global: {sample['global']}")
             lines += [f"sample {label}: {text}" for label, text in list(sample["local"].items())[:2]]
     return "\n".join(lines)
+
+
+def cue_groups(names: Sequence[str]) -> dict[str, list[str]]:
+    """The AU columns of `names` (``AU12`` …) split by the kind of their SynFACS cue
+    (`fau.synth.CUE_KIND`): ``{"geometric": [...], "appearance": [...]}``, in column order; AUs
+    without a kind are left out."""
+    from fau.synth.cues import APPEARANCE, CUE_KIND, GEOMETRIC
+
+    groups: dict[str, list[str]] = {GEOMETRIC: [], APPEARANCE: []}
+    for name in names:
+        kind = CUE_KIND.get(int(name[2:])) if name.startswith("AU") and name[2:].isdigit() else None
+        if kind is not None:
+            groups[kind].append(name)
+    return groups
+
+
+def group_scores(scores: Mapping[str, Mapping[str, float]], groups: Mapping[str, Sequence[str]]) -> dict[str, dict[str, float]]:
+    """Mean of each per-AU metric over every group's AUs (NaN, e.g. the AUC of an AU absent from the
+    split, is left out; an empty group is NaN)."""
+    out: dict[str, dict[str, float]] = {}
+    for group, members in groups.items():
+        out[group] = {}
+        for metric in ("f1", "accuracy", "auc"):
+            values = np.array([scores[name][metric] for name in members], dtype=np.float64)
+            finite = values[np.isfinite(values)]
+            out[group][metric] = float(finite.mean()) if finite.size else float("nan")
+    return out
