@@ -59,11 +59,12 @@ class Mode:
 
 
 #: ``full``: 15 subjects × 4 tasks × 24 frames = 1,440 frames keep three models' training within the
-#: job's CPU budget (the generator's default is 48 frames).  ``fast``: our decision for the end-to-end
-#: test — TODO sizes measured.
+#: job's CPU budget (the generator's default is 48 frames).  ``fast`` (our decision, for the end-to-end
+#: test): 12 subjects × 4 tasks × 8 frames = 384 frames (224 training frames on part3), 4 epochs;
+#: about 110 CPU s for the three models on the shared 2-core machine.
 MODES = {
     "full": Mode(DEFAULT_SUBJECTS, DEFAULT_SEQUENCES, 24),
-    "fast": Mode(24, 2, 6, ("train.epochs=5", "train.batch_size=8")),
+    "fast": Mode(12, 4, 8, ("train.epochs=4",)),
 }
 
 
@@ -160,15 +161,17 @@ def format_table(results: dict[str, dict[str, Any]], names: list[str]) -> str:
         group_cells = "".join(f"{_pair(by_group[g]['f1'], by_group[g]['auc']):>12}" for g in groups)
         lines.append(f"{model:<11}{cells}{100 * macro['f1']:7.1f}{100 * macro['accuracy']:7.1f}"
                      f"{100 * macro['auc']:7.1f}{group_cells}{result['seconds']:8.1f}" + _language_cells(result.get("language")))
-    lines.append("geo: " + " ".join(groups["geometric"]) + "   app: " + " ".join(groups["appearance"])
-                 + "   (cue kinds: fau.synth.CUE_KIND)")
     return "\n".join(lines)
 
 
 def format_provenance(summary: dict[str, Any]) -> str:
-    """The run's code version, data and protocol, and per row its config, hash and seed."""
+    """The AUs of each cue kind, the run's code version, data and protocol, and per row its config, hash
+    and seed."""
     version = describe_version(summary["code_version"])
-    lines = [f"code {version}; {summary['mode']} mode; SynFACS seed {summary['data_seed']}, fold {summary['fold']}"]
+    groups = summary["cue_groups"]
+    lines = ["geo: " + " ".join(groups["geometric"]) + "   app: " + " ".join(groups["appearance"])
+             + "   (SynFACS cue kinds, fau.synth.CUE_KIND)",
+             f"code {version}; {summary['mode']} mode; SynFACS seed {summary['data_seed']}, fold {summary['fold']}"]
     protocols = sorted({r["provenance"]["protocol"] for r in summary["results"].values()})
     lines += [f"protocol: {p}" for p in protocols]
     for model, result in summary["results"].items():

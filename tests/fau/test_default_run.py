@@ -15,7 +15,10 @@ from fau.synth import CUE_KIND
 
 #: every model's macro AUC on the fast run's test subjects must exceed chance (50: a constant or
 #: collapsed predictor, e.g. the majority baseline, scores exactly 50) by this many points.  Our
-#: decision, from the measured fast run (seed 0): TODO.
+#: decision.  Measured on main (fast mode, seed 0): ALGRNet 48.6, MGRR-Net 45.3, VL-FAU 50.1 — the
+#: tiny models fit the 7 training subjects but do not transfer at this size (landmark baseline
+#: 74.8), so this test fails until the models learn on small data; the margin is to be set from
+#: the fixed models' fast-run numbers with headroom.
 AUC_MARGIN = 5.0
 
 
@@ -60,8 +63,8 @@ def test_table_and_chart_read_the_aus_by_cue_kind(fast_run):
     assert all(CUE_KIND[int(name[2:])] == kind for kind, names in groups.items() for name in names)
     table = format_table(summary["results"], summary["labels"])
     header, _, *rows = table.splitlines()
-    assert "geo F1/AUC" in header and "app F1/AUC" in header
-    assert rows[-1].startswith("geo: AU1 ")
+    assert "geo F1/AUC" in header and "app F1/AUC" in header and len(rows) == len(summary["results"])
+    assert format_provenance(summary).startswith("geo: AU1 ")
     png = (out / "f1_by_au.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
