@@ -12,6 +12,7 @@ split's captions instead (a caption bank for image → text search).
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 HELP = "build or extend an embedding index (images or a caption bank) for `retrieval search`"
 
@@ -23,6 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--captions-file", default=None, help="caption bank: a utf-8 text file, one caption a line")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--chunk-size", type=int, default=None,
+                        help="images per resumable chunk; under torchrun the unit shared out over the ranks (default 4096)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -51,15 +54,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from shared.errors import UserError
+
+    if (args.data is None) == (args.captions_file is None):
+        raise UserError(f"index {args.action} needs exactly one of --data DIR or --captions-file FILE")
+    from shared.distributed import cleanup, init_distributed
+
+    if args.chunk_size is not None and args.chunk_size < 1:
+        raise UserError(f"--chunk-size must be at least 1, got {args.chunk_size}")
+    progress = not args.quiet
+    info = init_distributed(args.device)  # under torchrun: the image chunks are shared out over the ranks
+    if info.enabled:
+        if args.captions_file:
+            raise UserError("--captions-file: a caption bank is encoded by one process (run without torchrun)")
+        args.device = str(info.device)
+    try:
+        return _run(args, info, progress)
+    finally:
+        if info.enabled:
+            cleanup(synchronise=False)
+
+
+def _run(args: argparse.Namespace, info: Any, progress: bool) -> int:
     from retrieval.search.backends import BackendSpec
     from retrieval.search.encoder import Retriever
     from retrieval.search.index import Index
     from retrieval.search.queries import read_query_file
     from shared.errors import UserError
 
-    if (args.data is None) == (args.captions_file is None):
-        raise UserError(f"index {args.action} needs exactly one of --data DIR or --captions-file FILE")
-    progress = not args.quiet
     if args.action == "build":
         retriever = Retriever.load(args.checkpoint, args.device)
         spec = BackendSpec(args.backend, args.nlist, args.nprobe, args.hnsw_m, ef_search=args.ef_search,
@@ -77,7 +99,10 @@ def run(args: argparse.Namespace) -> int:
                                     args.batch_size, progress)
     else:
         added = target.add_split(retriever, args.data, args.split, name=args.name, batch_size=args.batch_size,
-                                 work_dir=work_dir, progress=progress)
+                                 work_dir=work_dir, progress=progress, rank=info.rank, world=info.world_size,
+                                 chunk=args.chunk_size)
+        if added is None:  # not rank 0: rank 0 adds every rank's chunks and writes the index
+            return 0
     out = target.save(work_dir)
     spec = target.backend_spec
     print(f"{target.model}: {added} {target.kind} added, {target.count} in {out} "

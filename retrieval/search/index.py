@@ -269,16 +269,24 @@ class Index:
                    str(retriever.device))
 
     def add_split(self, retriever: Retriever, data: str | Path, split: str = "test", *, name: str | None = None,
-                  batch_size: int = 128, work_dir: str | Path | None = None, progress: bool = True) -> int:
-        """Append every image (images index) or caption (captions index) of a split; returns the count added."""
+                  batch_size: int = 128, work_dir: str | Path | None = None, progress: bool = True,
+                  rank: int = 0, world: int = 1, chunk: int | None = None) -> int | None:
+        """Append every image (images index) or caption (captions index) of a split; returns the count added.
+
+        Under torchrun (`rank` of `world`) the image chunks are shared out over the ranks
+        (`encode_resumable`); only rank 0 adds them and returns the count (the others return None)."""
         self.check_model(retriever)
         precomp = resolve_precomp_dir(data, name)
         source = load_split(precomp, split, feature_dim=None, dev_max_images=None)
         if self.kind == "captions":
+            if rank != 0:
+                return None
             vectors = retriever.encode_texts(source.captions, batch_size, progress)
             items = caption_items(source)
         else:
-            vectors = encode_resumable(retriever, source, batch_size, work_dir, progress)
+            vectors = encode_resumable(retriever, source, batch_size, work_dir, progress, rank, world, chunk)
+            if vectors is None:
+                return None
             items = image_items(source)
         self.add(vectors, items)
         return len(items)
@@ -386,31 +394,52 @@ def caption_items(split: PrecompSplit) -> list[dict[str, Any]]:
              "split": split.split, "data": str(split.directory)} for j, text in enumerate(split.captions)]
 
 
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def encode_resumable(retriever: Retriever, split: PrecompSplit, batch_size: int, work_dir: str | Path | None,
-                     progress: bool) -> np.ndarray:
-    """Image embeddings of a split in chunks of `BUILD_CHUNK`; with `work_dir`, chunks persist for a resume."""
-    n = split.n_images
-    starts = list(range(0, n, BUILD_CHUNK))
+                     progress: bool, rank: int = 0, world: int = 1, chunk: int | None = None) -> np.ndarray | None:
+    """Image embeddings of a split in chunks of `chunk` images (default `BUILD_CHUNK`); with `work_dir`, chunks persist for a resume.
+
+    Under torchrun (`rank` of `world`, `work_dir` required) rank r encodes chunks r, r + world, …
+    into the shared ``.partial`` folder; after a barrier rank 0 reads every chunk and returns the
+    embeddings (the others return None).  Each chunk is encoded with the same rows and batch size
+    as in one process, so the index files are the same."""
+    n, chunk = split.n_images, chunk or BUILD_CHUNK
+    starts = list(range(0, n, chunk))
+    if world > 1 and work_dir is None:
+        raise ValueError("a sharded build keeps its chunks in work_dir")
     partial = None if work_dir is None else Path(work_dir) / PARTIAL
-    if partial is not None:
+    if partial is not None and rank == 0:
         key = {"checkpoint_sha256": retriever.sha256, "data": str(split.directory), "split": split.split, "count": n,
-               "chunk": BUILD_CHUNK}
+               "chunk": chunk}
         state = partial / "state.json"
         if state.is_file() and json.loads(state.read_text(encoding="utf-8")) != key:
             shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
         write_json(state, key)
+    _barrier(world)  # rank 0 has prepared the chunk folder
     chunks = []
-    for number, start in enumerate(progress_bar(starts, "encode image chunks", enabled=progress and len(starts) > 1)):
+    mine = [(number, start) for number, start in enumerate(starts) if number % world == rank]
+    for number, start in progress_bar(mine, "encode image chunks", enabled=progress and rank == 0 and len(mine) > 1):
         file = None if partial is None else partial / f"{number:06d}.npy"
         if file is not None and file.is_file():
             chunks.append(np.load(file))
             continue
-        rows = range(start, min(n, start + BUILD_CHUNK))
-        vectors = retriever.encode_images(split, batch_size, progress=progress, indices=rows)
+        rows = range(start, min(n, start + chunk))
+        vectors = retriever.encode_images(split, batch_size, progress=progress and rank == 0, indices=rows)
         if file is not None:
             write_npy(file, vectors)
         chunks.append(vectors)
+    if world > 1:
+        _barrier(world)  # every rank's chunks are on disk
+        if rank != 0:
+            return None
+        chunks = [np.load(partial / f"{number:06d}.npy") for number in range(len(starts))]
     if partial is not None:
         shutil.rmtree(partial)
     return np.concatenate(chunks, axis=0) if chunks else np.zeros((0, 0), np.float32)

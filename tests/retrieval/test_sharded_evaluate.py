@@ -1,5 +1,5 @@
 """`retrieval evaluate` of a pairwise model under torchrun (2 CPU ranks, gloo) gives the matrix of one
-process, and a tile journal lets a crashed evaluation continue (retrieval.evaluation.tiles)."""
+process, and a tile journal lets a crashed evaluation continue (retrieval.evaluation.tiles); `index build` shares its image chunks out the same way."""
 
 from __future__ import annotations
 
@@ -92,3 +92,26 @@ def test_a_journal_of_another_evaluation_is_refused(run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds tiles of another evaluation" in err[0] and str(journal) in err[0]
     assert not (tmp_path / "x.npy").exists()
+
+
+def test_two_ranks_build_the_index_of_one_process(run, tmp_path):
+    """`torchrun --nproc_per_node 2 -m retrieval index build` shares the image chunks out over the ranks
+    (rank 0 writes) and gives the vectors and items of a one-process build."""
+    from retrieval.search.index import Index
+
+    ckpt = train("vsepp", run["root"] / "scenes", load_run_config("vsepp_tiny", CONFIG_DIR,
+                                                                         ["train.epochs=1", "train.batch_size=16"]),
+                        tmp_path / "vsepp", device="cpu", show_progress=False)
+    args = ["index", "build", "--checkpoint", str(ckpt), "--data", str(run["root"] / "scenes"), "--quiet",
+            "--device", "cpu", "--chunk-size", "3"]
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "retrieval", *args,
+                             "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = Index.load(tmp_path / "one"), Index.load(tmp_path / "two")
+    assert one.count == two.count == 12
+    np.testing.assert_array_equal(np.asarray(one.vectors), np.asarray(two.vectors))
+    assert one.items == two.items
+    assert not (tmp_path / "two" / ".partial").exists()
