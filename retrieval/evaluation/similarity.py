@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from retrieval.evaluation.tiles import Shard, TileJournal
 from shared.device import inference_mode, to_device
+from shared.distributed import barrier
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ def pairwise_similarity(
         bi, bt = tile
         if journal is not None:
             journal.open((bi, bt), (n_img, n_txt), create=shard.rank == 0)
-            _barrier(shard)  # rank 0 has written the manifest before the others look for it
+            barrier()  # rank 0 has written the manifest before the others look for it
             journal.open((bi, bt), (n_img, n_txt), create=False)
         out = (np.empty if shard.world == 1 else np.zeros)((n_img, n_txt), dtype=np.float32)
         steps = shard.mine([(i, t) for i in range(0, n_img, bi) for t in range(0, n_txt, bt)])
@@ -226,13 +227,6 @@ def pairwise_similarity(
     if shard.world > 1:
         out = _sum_over_ranks(out, device)
     return out
-
-
-def _barrier(shard: Shard) -> None:
-    if shard.world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def _sum_over_ranks(out: np.ndarray, device: torch.device) -> np.ndarray:

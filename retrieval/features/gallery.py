@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from retrieval.data.precomp import CAPTIONS_PER_IMAGE, GRID_CELLS
 from retrieval.features.extract import C5_CHANNELS, ExtractedBatch, ExtractorSettings, RegionGridExtractor
+from shared.distributed import barrier
 from shared.errors import UserError
 from shared.io import atomic_open, atomic_path, write_json, write_npy
 from shared.training import progress
@@ -294,16 +295,9 @@ def _batches(loader: DataLoader, root: Path, batch_size: int, show_progress: boo
     yield from pending.values()
 
 
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def _gather_skipped(skipped: list[tuple[str, str]], world: int) -> list[tuple[str, str]]:
     """Every rank's unreadable images, in file order (for the summary rank 0 writes)."""
-    from shared.distributed import all_gather_concat
+    from shared.distributed import barrier, all_gather_concat
 
     lines = "".join(json.dumps(list(item)) + "\n" for item in skipped).encode("utf-8")
     gathered = all_gather_concat(torch.tensor(list(lines), dtype=torch.uint8))  # JSON lines, never pickles
@@ -329,7 +323,7 @@ def extract_gallery(images: str | Path, out: str | Path, settings: ExtractorSett
     precomp = Path(out) / f"{name}_precomp"
     stamp = fingerprint(settings)
     journal = Journal(precomp / f".features_{split}", stamp, fresh) if rank == 0 else None
-    _barrier(world)  # rank 0 has prepared the journal folder
+    barrier()  # rank 0 has prepared the journal folder
     journal = journal or Journal(precomp / f".features_{split}", stamp, False, rank)
     stamps = {i: file_stamp(root / i) for i in ids}
     todo = [i for i in ids if not journal.is_done(i, stamps[i])]
@@ -343,7 +337,7 @@ def extract_gallery(images: str | Path, out: str | Path, settings: ExtractorSett
             batch_ids = [image_id for image_id, _ in batch]
             journal.add(batch_ids, [stamps[i] for i in batch_ids], extractor([im.to(device) for _, im in batch]))
     if world > 1:
-        _barrier(world)  # every rank's shards and journal lines are on disk
+        barrier()  # every rank's shards and journal lines are on disk
         skipped = _gather_skipped(skipped, world)
         if rank != 0:
             return None

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from retrieval.layers.words import load_word_vectors
+
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """(B, max_len) bool, True for positions < length."""
@@ -28,10 +30,7 @@ class GRUTextEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
         if word_vectors is not None:
-            if tuple(word_vectors.shape) != (vocab_size, word_dim):
-                raise ValueError(f"word vectors {tuple(word_vectors.shape)} do not match vocab {vocab_size} x {word_dim}")
-            with torch.no_grad():
-                self.embed.weight.copy_(torch.as_tensor(np.asarray(word_vectors), dtype=torch.float32))
+            load_word_vectors(self.embed, word_vectors)
         else:
             nn.init.uniform_(self.embed.weight, -0.1, 0.1)
             with torch.no_grad():

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from retrieval.layers.words import load_word_vectors
+
 
 class BiLSTMSentenceEncoder(nn.Module):
     """`forward(tokens, lengths)` → (B, hidden): the mean of the forward and backward final states."""
@@ -21,10 +23,7 @@ class BiLSTMSentenceEncoder(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, word_dim, padding_idx=0)
         if word_vectors is not None:
-            if tuple(word_vectors.shape) != (vocab_size, word_dim):
-                raise ValueError(f"word vectors {tuple(word_vectors.shape)} do not match vocab {vocab_size} x {word_dim}")
-            with torch.no_grad():
-                self.embed.weight.copy_(torch.as_tensor(np.asarray(word_vectors), dtype=torch.float32))
+            load_word_vectors(self.embed, word_vectors)
         self.dropout = nn.Dropout(dropout)
         self.rnn = nn.LSTM(word_dim, hidden, batch_first=True, bidirectional=True)
         for name, weight in self.rnn.named_parameters():

@@ -36,6 +36,7 @@ import numpy as np
 from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.search.backends import BackendSpec, choose_backend, make_backend
 from retrieval.search.encoder import Retriever, file_sha256
+from shared.distributed import barrier
 from shared.errors import UserError
 from shared.io import atomic_open, write_json, write_npy
 from shared.training import progress as progress_bar
@@ -394,13 +395,6 @@ def caption_items(split: PrecompSplit) -> list[dict[str, Any]]:
              "split": split.split, "data": str(split.directory)} for j, text in enumerate(split.captions)]
 
 
-def _barrier(world: int) -> None:
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
 def encode_resumable(retriever: Retriever, split: PrecompSplit, batch_size: int, work_dir: str | Path | None,
                      progress: bool, rank: int = 0, world: int = 1, chunk: int | None = None) -> np.ndarray | None:
     """Image embeddings of a split in chunks of `chunk` images (default `BUILD_CHUNK`); with `work_dir`, chunks persist for a resume.
@@ -422,7 +416,7 @@ def encode_resumable(retriever: Retriever, split: PrecompSplit, batch_size: int,
             shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
         write_json(state, key)
-    _barrier(world)  # rank 0 has prepared the chunk folder
+    barrier()  # rank 0 has prepared the chunk folder
     chunks = []
     mine = [(number, start) for number, start in enumerate(starts) if number % world == rank]
     for number, start in progress_bar(mine, "encode image chunks", enabled=progress and rank == 0 and len(mine) > 1):
@@ -436,7 +430,7 @@ def encode_resumable(retriever: Retriever, split: PrecompSplit, batch_size: int,
             write_npy(file, vectors)
         chunks.append(vectors)
     if world > 1:
-        _barrier(world)  # every rank's chunks are on disk
+        barrier()  # every rank's chunks are on disk
         if rank != 0:
             return None
         chunks = [np.load(partial / f"{number:06d}.npy") for number in range(len(starts))]
