@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from shared.errors import UserError
 
@@ -54,32 +55,44 @@ class SkipBiLSTM(nn.Module):
             self.gate_weight = nn.Parameter(torch.empty(2, steps, fan_in).uniform_(-fan_in ** -0.5, fan_in ** -0.5))
             self.gate_bias = nn.Parameter(torch.empty(2, steps).uniform_(-fan_in ** -0.5, fan_in ** -0.5))
 
-    def _gated_input(self, direction: int, sources: list[int], states: dict[int, torch.Tensor],
-                     v: torch.Tensor) -> torch.Tensor:
-        stacked = torch.stack([states[j] for j in sources], dim=1)                  # (B, k, h, S, S)
-        weight = self.gate_weight[direction, sources]                                # (k, h + C)
-        logits = (torch.einsum("bkh,kh->bk", stacked.mean(dim=(-2, -1)), weight[:, :self.hidden])
-                  + v.mean(dim=(-2, -1)) @ weight[:, self.hidden:].T + self.gate_bias[direction, sources])
-        gated = (stacked * torch.sigmoid(logits)[..., None, None, None]).sum(dim=1)
-        return gated / len(sources) if self.gate_sum == "mean" else gated
-
-    def _direction(self, v: torch.Tensor, direction: int, order: list[int]) -> torch.Tensor:
-        cell = self.cells[direction]
-        zeros = v.new_zeros(v.shape[0], self.hidden, *v.shape[-2:])
-        states: dict[int, torch.Tensor] = {}
-        c = zeros
-        for step, t in enumerate(order):
-            if step == 0:
-                h_in = zeros
-            elif self.mode == "plain":
-                h_in = states[order[step - 1]]
-            else:
-                h_in = self._gated_input(direction, order[:step], states, v[:, t])
-            states[t], c = cell(v[:, t], h_in, c)
-        return torch.stack([states[t] for t in range(v.shape[1])], dim=1)
-
     def forward(self, v: torch.Tensor) -> torch.Tensor:
-        steps = list(range(v.shape[1]))
-        ahead = self._direction(v, 0, steps)
-        behind = self._direction(v, 1, steps[::-1])
-        return v + 0.5 * (ahead + behind)
+        """Both directions advance together, one step each per iteration: the backward pass reads the
+        sequence reversed, so in "step order" both take the same number of earlier steps as sources.
+        Their two cells run as one grouped convolution and their gates as one batched product (half the
+        operations of running the directions one after the other; the same result)."""
+        batch, steps, _, height, width = v.shape
+        hidden = self.hidden
+        seq = torch.stack([v, v.flip(1)], dim=1)                                  # (B, 2, n, C, S, S), step order
+        conv = self.cells[0].gates
+        weight = torch.cat([cell.gates.weight for cell in self.cells])             # (2·4h, C + h, k, k)
+        bias = torch.cat([cell.gates.bias for cell in self.cells])
+        skip = self.mode == "skip"
+        if skip:
+            # W_j and b_j of eq. 3.6 in step order (the backward direction's step s is source n-1-s); the
+            # v_t part of every gate logit, GAP(v_t)·W_j^v + b_j, for all (t, j) pairs at once: (B, 2, t, j)
+            gate_w = torch.stack([self.gate_weight[0], self.gate_weight[1].flip(0)])
+            gate_b = torch.stack([self.gate_bias[0], self.gate_bias[1].flip(0)])
+            v_part = (torch.einsum("bdtc,djc->bdtj", seq.mean(dim=(-2, -1)), gate_w[..., hidden:])
+                      + gate_b[None, :, None, :])
+        c = v.new_zeros(batch, 2, hidden, height, width)
+        states: list[torch.Tensor] = []
+        h_parts: list[torch.Tensor] = []                                           # GAP(h_j)·W_j^h, (B, 2) each
+        for step in range(steps):
+            if step == 0:
+                h_in = c                                                           # zeros
+            elif not skip:
+                h_in = states[-1]
+            else:
+                gates = torch.sigmoid(torch.stack(h_parts, dim=-1) + v_part[:, :, step, :step])   # (B, 2, k)
+                if self.gate_sum == "mean":
+                    gates = gates / step
+                h_in = torch.einsum("bdk,bdkhxy->bdhxy", gates, torch.stack(states, dim=2))
+            x = torch.cat([seq[:, :, step], h_in], dim=2).flatten(1, 2)             # (B, 2(C + h), S, S)
+            g = F.conv2d(x, weight, bias, padding=conv.padding, groups=2).unflatten(1, (2, 4 * hidden))
+            i, f, o = torch.sigmoid(g[:, :, : 3 * hidden]).chunk(3, dim=2)
+            c = torch.addcmul(f * c, i, torch.tanh(g[:, :, 3 * hidden:]))
+            states.append(o * torch.tanh(c))
+            if skip:
+                h_parts.append(torch.einsum("bdh,dh->bd", states[-1].mean(dim=(-2, -1)), gate_w[:, step, :hidden]))
+        out = torch.stack(states, dim=2)                                           # (B, 2, n, h, S, S)
+        return v + 0.5 * (out[:, 0] + out[:, 1].flip(1))

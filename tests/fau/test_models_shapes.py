@@ -128,20 +128,42 @@ def test_convlstm_and_skip_bilstm() -> None:
         SkipBiLSTM(8, 16, 4, 3, "skip", "sum")
 
 
-def test_skip_gate_equals_conv1x1_then_gap() -> None:
-    """Eq. 3.6 f_j = σ(GAP(W_j [h_j; v_t])) with W_j a 1×1 conv; the module pools first."""
+def _skip_bilstm_by_hand(lstm: SkipBiLSTM, v: torch.Tensor) -> torch.Tensor:
+    """Eqs. 3.4-3.8 one direction after the other, the gate of eq. 3.6 as a 1×1 conv then GAP."""
+    steps = v.shape[1]
+    passes = []
+    for direction, order in ((0, list(range(steps))), (1, list(range(steps))[::-1])):
+        cell, states = lstm.cells[direction], {}
+        h_in = c = torch.zeros_like(v[:, 0])
+        for step, t in enumerate(order):
+            if step > 0 and lstm.mode == "plain":
+                h_in = states[order[step - 1]]
+            elif step > 0:
+                h_in = torch.zeros_like(c)
+                for j in order[:step]:
+                    weight = lstm.gate_weight[direction, j].view(1, -1, 1, 1)
+                    logit = torch.nn.functional.conv2d(torch.cat([states[j], v[:, t]], 1), weight,
+                                                       lstm.gate_bias[direction, j].view(1))
+                    gate = torch.sigmoid(logit.mean(dim=(-2, -1)))[..., None, None]
+                    h_in = h_in + gate * states[j] / (step if lstm.gate_sum == "mean" else 1)
+            states[t], c = cell(v[:, t], h_in, c)
+        passes.append(torch.stack([states[t] for t in range(steps)], dim=1))
+    return v + 0.5 * (passes[0] + passes[1])
+
+
+@pytest.mark.parametrize("mode,gate_sum", [("skip", "sum"), ("skip", "mean"), ("plain", "sum")])
+def test_skip_bilstm_equals_the_equations_direction_by_direction(mode: str, gate_sum: str) -> None:
+    """The module runs both directions as one grouped step and pools before the gate weights
+    (a 1×1 conv commutes with GAP); outputs and gradients equal the plain reading."""
     torch.manual_seed(0)
-    lstm = SkipBiLSTM(8, 8, 4, 3, "skip", "sum")
-    states = {0: torch.randn(2, 8, 5, 5), 1: torch.randn(2, 8, 5, 5)}
-    v = torch.randn(2, 8, 5, 5)
-    got = lstm._gated_input(0, [0, 1], states, v)
-    expected = torch.zeros_like(got)
-    for j in (0, 1):
-        weight = lstm.gate_weight[0, j].view(1, 16, 1, 1)
-        gate = torch.sigmoid(torch.nn.functional.conv2d(torch.cat([states[j], v], 1), weight,
-                                                        lstm.gate_bias[0, j].view(1)).mean(dim=(-2, -1)))
-        expected += states[j] * gate[..., None, None]
+    lstm = SkipBiLSTM(8, 8, 5, 3, mode, gate_sum)
+    v = torch.randn(2, 5, 8, 4, 4, requires_grad=True)
+    got, expected = lstm(v), _skip_bilstm_by_hand(lstm, v)
     torch.testing.assert_close(got, expected)
+    grads = torch.autograd.grad(got.square().sum(), [v, *lstm.parameters()])
+    hand = torch.autograd.grad(expected.square().sum(), [v, *lstm.parameters()])
+    for g, h in zip(grads, hand):
+        torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-5)
 
 
 def test_gated_fusion_cell_is_per_branch() -> None:
