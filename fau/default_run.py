@@ -106,10 +106,13 @@ def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: st
     report = evaluate_checkpoint(best, prepared, fold, "test", device)
     write_json(run_dir / "eval.json", report)
     protocol = report.get("protocol", "validated")
+    rule = THRESHOLD_RULES[config["train"].get("threshold", "fixed")]
     result = {"scores": report["scores"], "seconds": seconds, "checkpoint": str(best),
               "provenance": {"config": MODELS.config_path(model).name, "overrides": list(overrides),
                              "config_sha256": config_sha256(config), "seed": config["train"]["seed"],
-                             "protocol": f"{protocol}: {PROTOCOLS.get(protocol, protocol)}"}}
+                             "protocol": f"{protocol}: {PROTOCOLS.get(protocol, protocol)}; {rule}"}}
+    if isinstance(report.get("thresholds"), dict):
+        result["thresholds"] = report["thresholds"]
     if "language" in report:
         result["language"] = report["language"]
     return result
@@ -126,10 +129,21 @@ BASELINE_CONFIGS = {"majority": {"predictor": "training occurrence rate per AU"}
                                                "coordinates", "class_weight": "balanced", "max_iter": 500}}
 
 
-def baseline_provenance(name: str, seed: int) -> dict[str, Any]:
+#: how each threshold rule cuts the probabilities (`fau.evaluation.thresholds`)
+THRESHOLD_RULES = {"validated": "AU thresholds with the best F1 on the validation subjects",
+                   "fixed": "AU threshold 0.5"}
+
+
+def threshold_rule(models: Sequence[str], overrides: Sequence[str]) -> str:
+    """The models' ``train.threshold`` rule, which the baselines then follow; ``fixed`` if they differ."""
+    rules = {MODELS.load_config(m, None, overrides)["train"].get("threshold", "fixed") for m in models}
+    return rules.pop() if len(rules) == 1 else "fixed"
+
+
+def baseline_provenance(name: str, seed: int, rule: str = "fixed") -> dict[str, Any]:
     config = BASELINE_CONFIGS[name]
     return {"config": f"baseline {name}", "overrides": [], "config_sha256": config_sha256(config), "seed": seed,
-            "protocol": BASELINE_PROTOCOL}
+            "protocol": f"{BASELINE_PROTOCOL}; {THRESHOLD_RULES[rule]}"}
 
 
 def _language_cells(language: dict[str, Any] | None) -> str:
@@ -244,8 +258,9 @@ def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", devic
     for model in names:
         log.info("== training %s (tiny config, fold %s)", model, fold)
         results[model] = train_and_score(model, prepared, fold, out, device, overrides, progress)
-    for name, result in run_baselines(data, fold, seed).items():
-        results[name] = {**result, "provenance": baseline_provenance(name, seed)}
+    rule = threshold_rule(names, overrides)
+    for name, result in run_baselines(data, fold, seed, rule).items():
+        results[name] = {**result, "provenance": baseline_provenance(name, seed, rule)}
     for result in results.values():
         result["provenance"]["code_version"] = code_version()
     labels = data.columns

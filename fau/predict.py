@@ -4,8 +4,8 @@ Per image: detect every face (dlib HOG, Haar fallback), 68 landmarks, JAA-Net si
 (docs/fau.md, decisions 'face alignment' and 'landmarks of new photos') at the size the training
 crops were stored at, then exactly the evaluation input of the checkpoint (`fau.data.loader`: resize
 to ``data.image_size``, centre crop ``data.crop``, mean = std = 0.5), one batched forward for all
-faces, probabilities σ(``au_logits``), active AUs at per-AU thresholds (0.5 by default, decision
-'decision threshold'), and the text explanations (decision 'explanation mode'): the model's
+faces, probabilities σ(``au_logits``), active AUs at per-AU thresholds (``--threshold``, else the
+checkpoint's validated thresholds, else 0.5: decision 'decision threshold'), and the text explanations (decision 'explanation mode'): the model's
 generated text (``FAUModel.describe``; VL-FAU) under ``description`` and the template text of the
 PREDICTED state (`fau.language.targets`) under ``template_description``, each present only when the
 explanation mode asks for it and it exists. With ``explain=True`` (``fau predict --overlay``) the
@@ -268,7 +268,11 @@ class Predictor:
         else:
             self.labels = list(meta["labels"])
             self.aus = _au_numbers(meta)
-            self.thresholds = load_thresholds(thresholds, self.labels)
+            # the checkpoint's validated thresholds unless the caller gives its own (docs/fau.md, 'decision threshold')
+            from fau.evaluation.thresholds import checkpoint_thresholds
+
+            chosen = checkpoint_thresholds(self.meta, self.labels) if thresholds is None else None
+            self.thresholds = chosen if chosen is not None else load_thresholds(thresholds, self.labels)
         if explain and not can_explain(model):
             explain_maps(model, name=meta["model"])   # refuses the model by name (one line)
         self.explain = explain

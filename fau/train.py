@@ -19,7 +19,8 @@ Two protocols (``train.protocol``, ``fau train --protocol``; docs/fau.md, decisi
   `fau eval`);
 * ``validated`` — ours: 15 % of the training subjects are held out (`fau.data.folds`), ``evaluate``
   scores them on every rank after each epoch and the best macro F1 is kept; metrics.jsonl gets
-  val_f1, val_accuracy and val_auc.
+  val_f1, val_accuracy and val_auc. ``train.threshold: validated`` also chooses per-AU decision
+  thresholds on those subjects (`fau.evaluation.thresholds`), kept in the best checkpoint's sidecar.
 
 Runs unchanged under ``torchrun --nproc_per_node N`` (DDP, gloo on CPU). The run directory is the
 one `shared.trainer` describes (best / last checkpoints, metrics.jsonl, config.yaml); the best
@@ -42,6 +43,7 @@ from fau.data.loader import AlignedFaceDataset
 from fau.data.stats import class_weights, cooccurrence_prior, grade_weights
 from fau.data.table import PreparedDataset, load_prepared
 from fau.evaluation.scores import au_scores, grade_scores, predict_dataset
+from fau.evaluation.thresholds import best_f1_thresholds, threshold_mapping
 from fau.language.vocab import language_tensors
 from fau.models import build_model, output_count
 from shared.checkpoint import describe_transfer, load_checkpoint, load_matching
@@ -65,6 +67,9 @@ class FAUTrainConfig(TrainConfig):
     """The ``train:`` section of a FAU config: the shared schema plus the protocol (module docstring)."""
 
     protocol: Literal["paper", "validated"] = "paper"
+    threshold: Literal["fixed", "validated"] = bounded(
+        "fixed", doc="AU decision thresholds: fixed 0.5, or per AU the best F1 on the validation subjects "
+                     "(needs protocol: validated; fau.evaluation.thresholds)")
     requires_init: bool = bounded(False, doc="refuse to start without --init-from (a BP4D model for DISFA)")
 
 
@@ -89,7 +94,11 @@ def read_settings(config: Mapping[str, Any]) -> tuple[FAUTrainConfig, DataConfig
     for section in SECTIONS:
         if section not in config:
             raise UserError(f"config: missing section {section!r}")
-    return from_dict(FAUTrainConfig, config["train"], "train"), from_dict(DataConfig, config["data"], "data")
+    settings = from_dict(FAUTrainConfig, config["train"], "train")
+    if settings.threshold == "validated" and settings.protocol != "validated":
+        raise UserError("train.threshold: validated chooses the thresholds on the validation subjects, which "
+                        f"train.protocol {settings.protocol!r} trains on (use train.threshold=fixed)")
+    return settings, from_dict(DataConfig, config["data"], "data")
 
 
 def protocol_rows(data: PreparedDataset, fold: str, protocol: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -187,14 +196,22 @@ def checkpoint_meta(model_name: str, config: Mapping[str, Any], data: PreparedDa
 
 
 def validation_hook(val_set: AlignedFaceDataset, batch_size: int, info: DistInfo,
-                    data: PreparedDataset) -> Callable[[torch.nn.Module, int], EpochEval]:
+                    data: PreparedDataset, threshold: str = "fixed") -> Callable[[torch.nn.Module, int], EpochEval]:
     """The evaluation hook: macro F1 on the validation rows selects (per AU, or per paralysis grade);
-    accuracy (and AUC for AUs) are logged."""
+    accuracy (and AUC for AUs) are logged. With ``threshold: validated`` each epoch's F1 is taken at
+    the per-AU thresholds that are best on these rows, and the record (the best checkpoint's sidecar
+    ``val``) keeps them under ``thresholds`` for `fau eval` and `fau predict`."""
     paralysis = data.meta.get("task", "au") == "paralysis"
 
     def evaluate(model: torch.nn.Module, epoch: int) -> EpochEval:
         predictions = predict_dataset(model, val_set, batch_size, info)
-        val = grade_scores(predictions, list(data.meta["grades"])) if paralysis else au_scores(predictions, data.columns)
+        if paralysis:
+            val = grade_scores(predictions, list(data.meta["grades"]))
+        elif threshold == "validated":
+            cuts = best_f1_thresholds(predictions["prob"], predictions["labels"])
+            val = {**au_scores(predictions, data.columns, cuts), "thresholds": threshold_mapping(cuts, data.columns)}
+        else:
+            val = au_scores(predictions, data.columns)
         macro = val["macro"]
         log_values = {f"val_{key}": macro[key] for key in ("f1", "accuracy", "auc") if key in macro}
         return EpochEval(score=macro["f1"], record=val, log=log_values)
@@ -243,7 +260,7 @@ def train(model_name: str, data_dir: str | Path, fold: str, config: Mapping[str,
     if val_rows is not None:
         val_set = AlignedFaceDataset(data, val_rows, data_settings.image_size, data_settings.crop, train=False,
                                      cache=data_settings.cache_images)
-        evaluate = validation_hook(val_set, settings.eval_batch_size, info, data)
+        evaluate = validation_hook(val_set, settings.eval_batch_size, info, data, settings.threshold)
     class_weight = torch.from_numpy(weights).to(info.device)
     if task == "paralysis":   # ALGRNet's L_par (eq. 3.3) reads one grade per image and the grade weights
         def prepare_batch(batch: dict) -> dict:

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--protocol", choices=("paper", "validated"), default=None,
                         help="paper: train on both training parts for the fixed epochs, score the last epoch on the "
                              "test part (OUT/eval.json); validated: select the best epoch on held-out training "
-                             "subjects (ours) (default: the config's train.protocol)")
+                             "subjects (ours) (default: the config's train.protocol); paper also sets "
+                             "train.threshold=fixed (no validation subjects to choose AU thresholds on)")
     parser.add_argument("--init-from", default=None,
                         help="checkpoint to initialise matching tensors from (the DISFA paper configs require a BP4D "
                              "run of the same model; 'none' trains from scratch on purpose)")
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         switches.append(f"model.task={args.task}")
     if args.protocol is not None:
         switches.append(f"train.protocol={args.protocol}")
+        if args.protocol == "paper":
+            switches.append("train.threshold=fixed")
     config = MODELS.load_config(args.model, args.config, [*args.overrides, *switches])
     best = train(args.model, args.data, args.fold, config, args.out, device=args.device,
                  init_from=args.init_from, show_progress=not args.no_progress, amp=not args.no_amp)

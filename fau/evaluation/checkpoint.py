@@ -87,6 +87,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     from fau.data.table import load_prepared
     from fau.evaluation.language import language_scores
     from fau.evaluation.scores import alignment_error, au_scores, grade_scores, predict_dataset
+    from fau.evaluation.thresholds import checkpoint_thresholds, threshold_mapping
     from fau.language.vocab import language_tensors
     from shared.distributed import DistInfo
 
@@ -104,12 +105,17 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     info = DistInfo(device=next(model.parameters()).device)
     predictions = predict_dataset(model, dataset, batch_size, info)
     task = data.meta.get("task", "au")
+    thresholds = None if task == "paralysis" else checkpoint_thresholds(meta, data.columns)
     scores = (grade_scores(predictions, list(data.meta["grades"])) if task == "paralysis"
-              else au_scores(predictions, data.columns))
+              else au_scores(predictions, data.columns, thresholds))
     report = {"task": task, "model": meta["model"], "dataset": data.meta.get("dataset"), "synthetic": bool(data.meta.get("synthetic")),
               "aus": list(data.meta.get("aus", [])), "fold": fold, "split": split, "protocol": protocol,
               "epoch": meta.get("epoch"), "selection": (meta.get("selection") or {}).get("rule"),
               "checkpoint": str(checkpoint), "frames": int(len(dataset)), "scores": scores}
+    if task != "paralysis":
+        report["thresholds"] = ("0.5" if thresholds is None else
+                                {"rule": "best F1 per AU on the validation subjects of the fold",
+                                 **threshold_mapping(thresholds, data.columns)})
     alignment = alignment_error(predictions)
     if alignment is not None:
         report["alignment"] = alignment

@@ -1,6 +1,7 @@
 """Predictions of a model over a dataset and their scores.
 
-* AU models: F1-frame, accuracy and ROC-AUC per AU at threshold 0.5, accumulated over the whole split
+* AU models: F1-frame, accuracy and ROC-AUC per AU at threshold 0.5 (or per-AU thresholds chosen
+  on validation subjects, `fau.evaluation.thresholds`), accumulated over the whole split
   with unknown labels (−1) skipped, and their macro averages (thesis §2.2.3 and §4.4.2 for the
   metrics; threshold and aggregation: docs/fau.md, decision 'decision threshold').
 * Paralysis models (ALGRNet ``task: paralysis``): per-grade F1 (one grade against the others, thesis
@@ -64,9 +65,11 @@ def predict_dataset(model: torch.nn.Module, dataset: AlignedFaceDataset, batch_s
     return {key: value[order].numpy() for key, value in gathered.items()}
 
 
-def au_scores(predictions: dict[str, np.ndarray], names: list[str]) -> dict[str, dict[str, float]]:
-    """Per-AU and macro F1 / accuracy / AUC of AU predictions (module docstring)."""
-    counts = MultilabelCounts(len(names))
+def au_scores(predictions: dict[str, np.ndarray], names: list[str],
+              thresholds: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+    """Per-AU and macro F1 / accuracy / AUC of AU predictions (module docstring); F1 and accuracy at
+    0.5, or at per-AU `thresholds` (`fau.evaluation.thresholds`)."""
+    counts = MultilabelCounts(len(names), 0.5 if thresholds is None else np.asarray(thresholds, dtype=np.float64))
     counts.update(predictions["prob"], predictions["labels"])
     return counts.summary(names)
 

@@ -1,7 +1,7 @@
 """Multi-label classification metrics for AU recognition (the thesis reports F1-frame, e.g. Tab. 3.2; docs/fau.md).
 
 Labels are 1 (present), 0 (absent) or -1 (unknown: BP4D's code 9); unknown entries are skipped.
-F1 and accuracy use a fixed threshold (0.5 by default) and accumulate TP/FP/FN/TN over a whole
+F1 and accuracy use a threshold (0.5 by default, or one per class) and accumulate TP/FP/FN/TN over a whole
 split before dividing ("F1-frame"), never averaging per batch.  ROC-AUC is computed from all
 scores of the split by the Mann-Whitney rank statistic with tied scores given their mean rank,
 which equals scikit-learn's `roc_auc_score`.  Macro averages are plain means over classes.
@@ -38,7 +38,7 @@ class MultilabelCounts:
     """Running TP/FP/FN/TN per class plus the scores needed for ROC-AUC, over a whole split."""
 
     num_classes: int
-    threshold: float = 0.5
+    threshold: float | np.ndarray = 0.5            # one value, or (C,) per class
     tp: np.ndarray = field(init=False)
     fp: np.ndarray = field(init=False)
     fn: np.ndarray = field(init=False)
@@ -47,6 +47,8 @@ class MultilabelCounts:
     _labels: list[np.ndarray] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        if np.ndim(self.threshold) not in (0, 1) or np.size(self.threshold) not in (1, self.num_classes):
+            raise ValueError(f"threshold must be one value or {self.num_classes} values, got {np.shape(self.threshold)}")
         zeros = np.zeros(self.num_classes, dtype=np.int64)
         self.tp, self.fp, self.fn, self.tn = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
 
@@ -56,7 +58,7 @@ class MultilabelCounts:
         _check(s, y)
         if s.shape[1] != self.num_classes:
             raise ValueError(f"expected {self.num_classes} classes, got {s.shape[1]}")
-        pred = s >= self.threshold
+        pred = s >= np.asarray(self.threshold, dtype=np.float64)
         pos, neg = y == 1, y == 0
         self.tp += (pred & pos).sum(0)
         self.fp += (pred & neg).sum(0)

@@ -78,7 +78,7 @@ def test_train_paralysis_learns_and_eval_reports_grades(prepared, tmp_path, caps
     run = tmp_path / "run"
     assert main(["train", "--model", "algrnet", "--task", "paralysis", "--data", str(prepared), "--fold", "part1",
                  "--config", "algrnet_tiny", "--out", str(run), "--device", "cpu", "--no-progress",
-                 "train.epochs=15", "train.batch_size=4", "train.protocol=paper"]) == 0
+                 "train.epochs=15", "train.batch_size=4", "train.protocol=paper", "train.threshold=fixed"]) == 0
     _, meta = load_checkpoint(run / "best")
     assert meta["task"] == "paralysis" and meta["labels"] == ["grade"] and meta["protocol"] == "paper"
     assert meta["grades"] == ["normal", "low", "medium", "high"]          # what `fau predict` names

@@ -44,7 +44,7 @@ def test_paper_protocol_uses_every_training_subject_and_reports_the_last_epoch(p
     assert trained == set(fold["train"]) | set(fold["val"])          # every subject of the two training parts
     assert trained.isdisjoint(fold["test"])
 
-    config = MODELS.load_config("algrnet", "tiny", [*FAST, "train.protocol=paper"])
+    config = MODELS.load_config("algrnet", "tiny", [*FAST, "train.protocol=paper", "train.threshold=fixed"])
     best = train("algrnet", prepared, "part3", config, tmp_path / "run", device="cpu", show_progress=False)
     weights, meta = load_checkpoint(best)
     last, _ = load_checkpoint(tmp_path / "run" / "last")
