@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from retrieval.data.inputs import ImageInputs
 from retrieval.data.precomp import PrecompSplit
 from retrieval.data.vocab import Vocabulary
-from retrieval.parsing.region_graph import region_adjacency, scene_graph_adjacency
+from retrieval.parsing.region_graph import IOU_THRESHOLD, region_adjacency, scene_graph_adjacency
 
 IMAGE_ARRAYS = {"regions": "images", "grid": "grid", "segmentations": "segmentations",
                 "seg_maps": "seg_maps", "cat_onehots": "cat_onehots", "boxes": "boxes", "region_graph": "boxes"}
@@ -45,24 +46,26 @@ class TextEncoding:
         return 0 if self.kind == "tokens" else int(self.tokenizer.pad_token_id)
 
 
-def region_graph_item(split: PrecompSplit, index: int) -> torch.Tensor:
-    """(R, R) bool VSSG adjacency of image `index` (HiRE, docs/retrieval.md#hire): IoU > 0.4 edges of
-    ``{split}_boxes.npy`` plus the ``{split}_scene_graphs.jsonl`` edges (when present) with their closure."""
+def region_graph_item(split: PrecompSplit, index: int, iou_threshold: float = IOU_THRESHOLD) -> torch.Tensor:
+    """(R, R) bool VSSG adjacency of image `index` (HiRE, docs/retrieval.md#hire): IoU > μ (`iou_threshold`,
+    the model's ``model.iou_threshold``; 0.4 in the thesis §7.5.1) edges of ``{split}_boxes.npy`` plus the
+    ``{split}_scene_graphs.jsonl`` edges (when present) with their closure."""
     boxes = np.asarray(split.boxes[index])
     semantic = None
     if split.scene_graphs is not None:
         semantic = scene_graph_adjacency([split.scene_graphs[index]], boxes.shape[0])[0]
-    return torch.from_numpy(region_adjacency(boxes, semantic=semantic))
+    return torch.from_numpy(region_adjacency(boxes, threshold=iou_threshold, semantic=semantic))
 
 
 def image_item(split: PrecompSplit, index: int, keys: Sequence[str]) -> dict[str, torch.Tensor]:
-    """The image arrays of image `index` named by `keys` (``region_mask`` and ``region_graph`` are derived)."""
+    """The image arrays of image `index` named by `keys` (``region_mask`` and ``region_graph`` are derived;
+    the graph with the μ of `keys` when it is a model's `ImageInputs`)."""
     item: dict[str, torch.Tensor] = {}
     for key in keys:
         if key == "region_mask":
             continue
         if key == "region_graph":
-            item[key] = region_graph_item(split, index)
+            item[key] = region_graph_item(split, index, ImageInputs.of(keys).iou_threshold)
             continue
         array = getattr(split, IMAGE_ARRAYS[key])
         if array is None:
@@ -146,7 +149,7 @@ class PairDataset(Dataset):
 
     def __init__(self, split: PrecompSplit, text: TextEncoding, image_keys: Sequence[str],
                  tree_labels: np.ndarray | None = None) -> None:
-        self.split, self.text, self.image_keys = split, text, tuple(image_keys)
+        self.split, self.text, self.image_keys = split, text, ImageInputs.of(image_keys)
         self.tree_labels = None if tree_labels is None else torch.from_numpy(np.asarray(tree_labels, dtype=np.int64))
         self.encoded = [text.encode(c) for c in split.captions]
 
@@ -171,7 +174,7 @@ class ImageStream(Dataset):
     """Every image of a split once (evaluation, index building)."""
 
     def __init__(self, split: PrecompSplit, image_keys: Sequence[str]) -> None:
-        self.split, self.image_keys = split, tuple(image_keys)
+        self.split, self.image_keys = split, ImageInputs.of(image_keys)
 
     def __len__(self) -> int:
         return self.split.n_images

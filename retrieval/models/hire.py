@@ -6,7 +6,7 @@ A cross-interaction (pairwise) model in two directional versions, registered as 
 Per item (computed once, `encode_images` / `encode_texts`):
   V = FC(regions) (2048→D_v), T = FC(BERT(words)) (768→D_s)                 §7.3
   V^A = VSA(V), T^A = TSA(T)      multi-head self-attention, D = 256, L = 16   Eq. 7.1–7.5 (decision 'HiRE self-attention')
-  V^G = R-GCN(V^A, E)             VSSG: IoU > μ + scene-graph edges, learned E   Eq. 7.6–7.7 (decision 'HiRE graph normalisation')
+  V^G = R-GCN(V^A, E)             VSSG: IoU > μ (model.iou_threshold, 0.4) + scene-graph edges, learned E   Eq. 7.6–7.7 (decision 'HiRE graph normalisation')
   V̄ = mean V^G, T̄ = mean T^A                                                 thesis §7.3 (decision 'HiRE globals')
 Per pair (`forward_sim`, one batched call per tile), written for i2t (t2i swaps the roles: words
 attend over regions, gated by V̄):
@@ -41,6 +41,7 @@ from torch import nn
 from shared.config import bounded
 from shared.layers import l2_normalize, masked_mean, masked_softmax
 
+from retrieval.data.inputs import ImageInputs
 from retrieval.layers import BertConfig, BertTextEncoder, bert_from_config, xavier_linear
 from retrieval.losses import RankingLoss
 from retrieval.models.base import Outputs, PairwiseRetrievalModel
@@ -61,6 +62,8 @@ class HiREConfig:
     dropout: float = bounded(0.1, minimum=0.0, maximum=1.0)
     self_attention: Literal["transformer", "literal"] = "transformer"
     graph: bool = True
+    #: μ of the VSSG: regions i, j get a spatial edge iff IoU(i, j) > μ (§7.4.1; μ = 0.4 in §7.5.1)
+    iou_threshold: float = bounded(0.4, minimum=0.0, maximum=1.0, doc="μ, the IoU above which two regions share an edge")
     #: scene-graph edges in the VSSG besides the IoU > μ edges (§7.4.1); true makes their absence an error
     semantic_edges: bool = True
     graph_norm: Literal["softmax", "count"] = "softmax"
@@ -195,8 +198,10 @@ class HiRE(PairwiseRetrievalModel):
         self.gate_fc = nn.Linear(dim, dim)
 
     # ------------------------------------------------------------------ per-item encoding
-    def image_inputs(self) -> tuple[str, ...]:
-        return ("regions", "region_mask") + (("region_graph",) if self.graph is not None else ())
+    def image_inputs(self) -> ImageInputs:
+        """Regions, their mask and (graph on) the VSSG adjacency, built by the loader with μ = ``iou_threshold``."""
+        keys = ("regions", "region_mask") + (("region_graph",) if self.graph is not None else ())
+        return ImageInputs(keys, self.config.iou_threshold)
 
     def encode_images(self, images: dict[str, torch.Tensor]) -> Outputs:
         """V (raw), V^A, V^G (local), V̄ (global), l2norm(mean V^G) (pooled) and the region mask."""

@@ -247,7 +247,10 @@ def _derive_split(cache: ParseCache, split: str, captions: Sequence[str], report
 
 
 def build_region_graphs(cache: ParseCache, split: str) -> bool:
-    """Write ``{split}_region_graphs.npy`` from ``{split}_boxes.npy`` (+ scene graphs); False without boxes."""
+    """Write ``{split}_region_graphs.npy`` from ``{split}_boxes.npy`` (+ scene graphs); False without boxes.
+
+    The file uses the paper's μ = 0.4 (`IOU_THRESHOLD`); training and evaluation do not read it — their
+    loaders build each image's graph with the model's ``model.iou_threshold`` (`retrieval.data.pairs`)."""
     data = load_split(cache.precomp, split, feature_dim=None, num_regions=None, dev_max_images=None)
     if data.boxes is None:
         return False
