@@ -11,6 +11,10 @@
   gradient, captions of the same image are not masked (the authors' code).
 * `RankingLoss` — the module every model uses: MH (or SH) + λ·IMC(I) + λ·IMC(T) (Eq. 5.3), with λ = 0
   reproducing plain MH exactly.
+* `ExtraScores` — HiRE's extra cross-modal negatives (the thesis §7.5.1, "we also add some negative
+  samples from another modality for each query with the same number as the batch size"): the scores of
+  each in-batch anchor against K items of the other modality drawn from outside the batch
+  (`retrieval.data.negatives`), appended to the anchor's negatives by `RankingLoss.from_scores`.
 
 Negatives across ranks.  Under DDP (``torchrun``) each rank gathers the embeddings of every rank with
 `shared.distributed.all_gather_with_grad` and scores its *local* anchors against the *global* batch:
@@ -26,7 +30,7 @@ thresholds from the first *local* row, so under DDP it differs slightly from one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -145,6 +149,31 @@ def intra_modal_constraint(local: torch.Tensor, others: torch.Tensor | None = No
     return (scaled * keep).sum() / count
 
 
+class ExtraScores(NamedTuple):
+    """Scores of the in-batch anchors against extra negatives of the other modality (the thesis §7.5.1).
+
+    `i2t` (B, K): image anchor i against extra caption k; `t2i` (B, K'): caption anchor j against extra
+    image k.  `text_image_ids` (K,) / `image_ids` (K',) are the image ids of the extras: an extra whose
+    id equals the anchor's image id is a positive and is never counted as a negative (the sampler
+    never draws one; the mask keeps the loss right for any caller).  A named tuple, so DDP finds its
+    tensors in the model's outputs.
+    """
+
+    i2t: torch.Tensor
+    t2i: torch.Tensor
+    text_image_ids: torch.Tensor | None = None
+    image_ids: torch.Tensor | None = None
+
+
+def _with_extra(scores: torch.Tensor, positives: torch.Tensor, extra: torch.Tensor,
+                anchor_ids: torch.Tensor | None, extra_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`scores` / `positives` (A, C) with the (A, K) extra columns appended (positives: same image id)."""
+    same = torch.zeros(extra.shape, dtype=torch.bool, device=extra.device)
+    if anchor_ids is not None and extra_ids is not None:
+        same = anchor_ids.view(-1, 1) == extra_ids.view(1, -1)
+    return torch.cat([scores, extra.to(scores.dtype)], dim=1), torch.cat([positives, same], dim=1)
+
+
 @dataclass(frozen=True)
 class IMCSettings:
     """λ, δ and band of the IMC term (the IMC thesis (Chen 2023): λ = 1, 0.05 / 0.5; the band of §5.1 /
@@ -174,6 +203,9 @@ class LossConfig:
     warmup_sum_epochs: int = bounded(0, minimum=0, doc="epochs of sum of hinges before hardest negatives")
     mask_same_image: bool = False
     imc: IMCSettings | None = None
+    #: HiRE's extra cross-modal negatives per anchor (the thesis §7.5.1): "batch" = train.batch_size, an
+    #: integer K, or 0 (in-batch negatives only).  Drawn by the training loader (`retrieval.data.negatives`).
+    extra_negatives: int | Literal["batch"] = bounded(0, minimum=0)
 
 
 class RankingLoss(nn.Module):
@@ -186,17 +218,23 @@ class RankingLoss(nn.Module):
     """
 
     def __init__(self, margin: float = 0.2, hardest: bool = True, warmup_sum_epochs: int = 0,
-                 imc: IMCSettings | None = None, mask_same_image: bool = False) -> None:
+                 imc: IMCSettings | None = None, mask_same_image: bool = False,
+                 extra_negatives: int | str = 0) -> None:
         super().__init__()
         self.margin, self.hardest, self.warmup_sum_epochs = margin, hardest, warmup_sum_epochs
         self.imc, self.mask_same_image = imc, mask_same_image
+        self.extra_negatives = extra_negatives
         self.epoch = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> "RankingLoss":
         """Build from a config ``loss:`` section read strictly into `LossConfig` (omitted keys: defaults)."""
         c = from_dict(LossConfig, dict(config or {}), "loss", partial=True)
-        return cls(c.margin, c.hardest, c.warmup_sum_epochs, c.imc, c.mask_same_image)
+        return cls(c.margin, c.hardest, c.warmup_sum_epochs, c.imc, c.mask_same_image, c.extra_negatives)
+
+    def extra_negative_count(self, batch_size: int) -> int:
+        """K, the extra cross-modal negatives per anchor: ``"batch"`` → `batch_size` (the thesis §7.5.1)."""
+        return int(batch_size) if self.extra_negatives == "batch" else int(self.extra_negatives)
 
     def set_epoch(self, epoch: int) -> None:
         """Select sum-of-hinges during the warm-up epochs, hardest negatives afterwards."""
@@ -221,20 +259,27 @@ class RankingLoss(nn.Module):
         return out
 
     def from_scores(self, scores: torch.Tensor, image_ids: torch.Tensor | None = None,
-                    images: torch.Tensor | None = None, texts: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                    images: torch.Tensor | None = None, texts: torch.Tensor | None = None,
+                    extra: ExtraScores | None = None) -> dict[str, torch.Tensor]:
         """Named loss terms of a (B, B) in-batch score matrix of a pairwise model (row i = image i,
-        column j = caption j, pair i ↔ i), the same triplet as `forward` (VSE++ Eq. 4–5).
+        column j = caption j, pair i ↔ i), the same triplet as `forward` (VSE++ Eq. 4–5; HiRE Eq. 7.13).
 
         Pairwise scores cannot be gathered across ranks (the features are variable-length), so under
-        DDP each rank's negatives are its local batch.  IMC (Eq. 5.4) needs per-item vectors: pass the
-        model's pooled `images` / `texts` (B, D) to add it.
+        DDP each rank's negatives are its local batch.  `extra` appends each anchor's extra cross-modal
+        negatives (the thesis §7.5.1) to its in-batch ones: the sum (or the hardest) then runs over
+        B − 1 + K negatives.  IMC (Eq. 5.4) needs per-item vectors: pass the model's pooled `images` /
+        `texts` (B, D) to add it.
         """
         ids = image_ids if self.mask_same_image else None
         local = scores.shape[0]
         positives = _positive_mask(local, scores.shape[1], 0, scores.device, ids, ids)
         diagonal = scores.diagonal()
-        i2t = hinge_costs(scores, diagonal, positives, self.margin, self.uses_hardest)
-        t2i = hinge_costs(scores.T, diagonal, positives.T, self.margin, self.uses_hardest)
+        i2t_scores, i2t_positives, t2i_scores, t2i_positives = scores, positives, scores.T, positives.T
+        if extra is not None:
+            i2t_scores, i2t_positives = _with_extra(scores, positives, extra.i2t, image_ids, extra.text_image_ids)
+            t2i_scores, t2i_positives = _with_extra(scores.T, positives.T, extra.t2i, image_ids, extra.image_ids)
+        i2t = hinge_costs(i2t_scores, diagonal, i2t_positives, self.margin, self.uses_hardest)
+        t2i = hinge_costs(t2i_scores, diagonal, t2i_positives, self.margin, self.uses_hardest)
         out = {"rank_i2t": i2t, "rank_t2i": t2i, "rank": i2t + t2i}
         if self.imc is not None and images is not None and texts is not None:
             s = self.imc

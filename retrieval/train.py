@@ -6,7 +6,10 @@ plus ``select_by``) and its ``data:`` section into `DataConfig`, builds the mode
 (`retrieval.data.pairs`), and hands `fit` the retrieval hooks:
 
 * the model's input is the whole batch (``{"images", "texts", "image_ids"}``);
-* ``start_epoch`` tells the ranking loss which epoch runs (the sum-of-hinges warm-up);
+* ``start_epoch`` tells the ranking loss which epoch runs (the sum-of-hinges warm-up) and the extra-negative
+  sampler which epoch it draws for;
+* with ``loss.extra_negatives`` (HiRE, the thesis §7.5.1) the collate adds K images and K captions from
+  outside each batch (`retrieval.data.negatives`);
 * ``evaluate`` scores the dev split (truncated to ``data.dev_max_images``, as the public codes do) with
   the exact evaluator on every rank, and selects the best checkpoint by dev rSum ("determined based on
   the sum of the recalls in the validation set", HSLM paper §4.2) or by R@1 + R@5 (VSRN's rule).  An
@@ -33,6 +36,7 @@ from typing import Any, Callable, Literal, Mapping
 
 import torch
 
+from retrieval.data.negatives import ExtraNegatives
 from retrieval.data.pairs import PairDataset, TextEncoding, check_model_inputs
 from retrieval.data.precomp import PrecompSplit, load_split, resolve_precomp_dir
 from retrieval.evaluation.checkpoint import check_semantic_edges, dev_evaluation
@@ -160,15 +164,40 @@ def train(model_name: str, data_dir: str | Path, config: Mapping[str, Any], out:
     per_rank = settings.batch_size // info.world_size
     if len(pairs) < per_rank:
         raise UserError(f"{precomp.path}: {len(pairs)} training pairs are fewer than one batch of {per_rank}")
+    negatives = extra_negatives(model, pairs, settings, info.rank, per_rank, precomp.path)
+
+    def start_epoch(epoch: int) -> None:
+        model.set_epoch(epoch)
+        if negatives is not None:
+            negatives.set_epoch(epoch)
+
     job = TrainJob(
         model=model, train_set=pairs, settings=settings, config=config,
         meta=checkpoint_meta(model_name, config, precomp.name, text, vocab),
         model_input=lambda batch: batch,
         evaluate=dev_hook(dev_split, text, settings, show_progress),
-        start_epoch=model.set_epoch,
-        collate=pairs.collate, record_key="dev", generator=generator,
+        start_epoch=start_epoch,
+        collate=pairs.collate if negatives is None else negatives.collate, record_key="dev", generator=generator,
     )
     return fit(job, out, info, amp=amp, show_progress=show_progress, stop_after_epoch=stop_after_epoch)
+
+
+def extra_negatives(model: Any, pairs: PairDataset, settings: TrainSettings, rank: int, per_rank: int,
+                    where: Any) -> ExtraNegatives | None:
+    """The collate that adds ``loss.extra_negatives`` cross-modal negatives to every batch (HiRE, the thesis
+    §7.5.1), or None when the config asks for none.  K = train.batch_size for ``batch`` (each DDP rank draws
+    its own K, seeded by its rank, so every query keeps the paper's count); the split must hold K images
+    outside a batch."""
+    count = model.loss.extra_negative_count(settings.batch_size)
+    if count == 0:
+        return None
+    if not getattr(model, "takes_extra_negatives", False):
+        raise UserError(f"config loss.extra_negatives: {model.loss.extra_negatives!r} is HiRE's option (the thesis §7.5.1); "
+                        f"{model.name} takes in-batch negatives only (set loss.extra_negatives=0)")
+    if pairs.split.n_images < count + per_rank:
+        raise UserError(f"{where}: {pairs.split.n_images} training images cannot give {count} extra negatives outside "
+                        f"a batch of {per_rank} (config loss.extra_negatives; lower it or set 0)")
+    return ExtraNegatives(pairs, count, settings.seed, rank)
 
 
 def with_tree_sizes(config: Mapping[str, Any], dictionaries: Any) -> dict[str, Any]:

@@ -159,7 +159,7 @@ class PairDataset(Dataset):
     def __getitem__(self, j: int) -> dict[str, Any]:
         image = int(self.split.caption_image[j])
         item: dict[str, Any] = {"image": image_item(self.split, image, self.image_keys), "ids": self.encoded[j],
-                                "image_id": image}
+                                "image_id": image, "index": j}
         if self.tree_labels is not None:
             item["tree_labels"] = self.tree_labels[j]
         return item

@@ -24,8 +24,11 @@ evaluates the equations literally for aligned pairs (the one-pair-at-a-time refe
 `tools/bench_pairwise_eval.py` compare against).  No batch-level statistics: every pair is scored
 independently of the tile.
 
-Not implemented: the optional textual graph (§3.1 ②, off in the paper's final model because it hurt)
-and the extra cross-modal negatives of decision 'HiRE extra negatives' (ignored; see the decision).
+Extra cross-modal negatives (§7.5.1, ``loss.extra_negatives``): the training loader adds K images and K
+captions from outside the batch (`retrieval.data.negatives`); `forward` scores the batch's queries
+against them and both triplets count them as negatives (decision 'HiRE extra negatives').
+
+Not implemented: the optional textual graph (§3.1 ②, off in the paper's final model because it hurt).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from shared.layers import l2_normalize, masked_mean, masked_softmax
 
 from retrieval.data.inputs import ImageInputs
 from retrieval.layers import BertConfig, BertTextEncoder, bert_from_config, xavier_linear
-from retrieval.losses import RankingLoss
+from retrieval.losses import ExtraScores, RankingLoss
 from retrieval.models.base import Outputs, PairwiseRetrievalModel
 from retrieval.models.registry import MODELS
 
@@ -172,6 +175,8 @@ class HiRE(PairwiseRetrievalModel):
     text_kind = "bert"
     direction = "i2t"
     name = "hire_i2t"
+    #: `forward` scores ``batch["extra"]`` (``loss.extra_negatives``, the thesis §7.5.1; `retrieval.train`)
+    takes_extra_negatives = True
 
     def __init__(self, config: HiREConfig, loss: RankingLoss, vocab_size: int | None = None,
                  word_vectors: np.ndarray | None = None) -> None:
@@ -323,11 +328,44 @@ class HiRE(PairwiseRetrievalModel):
             out["edges"] = image_feats["edges"]
         return out
 
-    # ------------------------------------------------------------------ losses
+    # ------------------------------------------------------------------ training
+    def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The in-batch (B, B) scores and, when the loader added extra negatives (``batch["extra"]``,
+        `retrieval.data.negatives`, the thesis §7.5.1), ``extra``: the `ExtraScores` of the batch's
+        queries against them for Eq. 7.13 (``rank``) and for L_add (``add``)."""
+        out = super().forward(batch)
+        extra = batch.get("extra")
+        if extra is None:
+            return out
+        image_feats, text_feats = out["image"], out["text"]
+        extra_images, extra_texts = self.encode_images(extra["images"]), self.encode_texts(extra["texts"])
+        ids = dict(text_image_ids=extra["text_image_ids"], image_ids=extra["image_ids"])
+        out["extra"] = {
+            "rank": ExtraScores(self.forward_sim(image_feats, extra_texts), self.forward_sim(extra_images, text_feats).T, **ids),
+            "add": ExtraScores(image_feats["pooled"] @ extra_texts["pooled"].T,
+                               text_feats["pooled"] @ extra_images["pooled"].T, **ids),
+        }
+        return out
+
+    def training_losses(self, outputs: dict[str, Any], batch: dict[str, Any]) -> Outputs:
+        """L = L_rank (Eq. 7.13) + L_add (§7.4.3) [+ λ·IMC], each over the in-batch and the extra negatives."""
+        image_feats, text_feats = outputs["image"], outputs["text"]
+        extra = outputs.get("extra") or {}
+        terms = self.loss.from_scores(outputs["scores"], batch.get("image_ids"), image_feats["pooled"],
+                                      text_feats["pooled"], extra=extra.get("rank"))
+        add = self._add_loss(image_feats, text_feats, batch, extra.get("add"))
+        terms["add"] = add
+        terms["total"] = self.loss.total(terms) + self.aux_weights.get("add", 1.0) * add
+        return terms
+
     def auxiliary_losses(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any]) -> Outputs:
         """L_add (thesis §7.4.3, decision 'HiRE L_add'): the same triplet on cos(l2norm(mean V^G), l2norm(mean T^A)), unweighted."""
+        return {"add": self._add_loss(image_out, text_out, batch)}
+
+    def _add_loss(self, image_out: Outputs, text_out: Outputs, batch: dict[str, Any],
+                  extra: ExtraScores | None = None) -> torch.Tensor:
         scores = image_out["pooled"] @ text_out["pooled"].T
-        return {"add": self.loss.from_scores(scores, batch.get("image_ids"))["rank"]}
+        return self.loss.from_scores(scores, batch.get("image_ids"), extra=extra)["rank"]
 
 
 @MODELS.register("hire_i2t", configs={"tiny": "hire_i2t_tiny", "f30k": "hire_i2t_f30k", "coco": "hire_i2t_coco"},

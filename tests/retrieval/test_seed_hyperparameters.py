@@ -59,6 +59,7 @@ SEED_TABLE = [
     (("hire_i2t", "hire_t2i"), BOTH, "model.bert.pretrained", True, THESIS_HIRE + " (pre-trained BERT)"),
     (("hire_i2t", "hire_t2i"), BOTH, "model.aux_weights.add", 1.0, "the thesis §7.4.3 (L = L_rank + L_add)"),
     (("hire_i2t", "hire_t2i"), BOTH, "model.iou_threshold", 0.4, THESIS_HIRE + " / §7.4.1 (μ = 0.4, spatial edge iff IoU > μ)"),
+    (("hire_i2t", "hire_t2i"), BOTH, "loss.extra_negatives", "batch", THESIS_HIRE + " (extra negatives from the other modality, as many as the batch size)"),
     (("hire_i2t", "hire_t2i"), ("f30k",), "train.start_from", "checkpoint", "the thesis §2.3.3"),
     # 3SHNet (the thesis Ch. 8)
     (("3shnet",), BOTH, "train.optimizer", "adamw", THESIS_SHNET + " (AdamW)"),
