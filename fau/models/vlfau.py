@@ -3,7 +3,8 @@
 ACM MM 2024, has the same method).
 
 Swin stem → MARL: multi-scale combination (MSC, eq. 5.1) → one DAIR per AU (eqs. 5.2–5.3) →
-per-AU classifiers on the pooled refined features (L_Fau, eqs. 5.8–5.9). Two language auxiliaries
+per-AU classifiers on the refined features, their position average or the whole map (``au_readout``;
+L_Fau, eqs. 5.8–5.9). Two language auxiliaries
 (thesis §5.3.2): LLGA, one soft-attention LSTM decoder shared by all AUs ("the local language models
 among the multiple AU branches are shared") that describes AU i's state from its refined features
 V̂_i (eqs. 5.7, 5.10; an AU token starts the caption: docs/fau.md, decision 'AU start token'), and
@@ -114,7 +115,13 @@ class VLFAUConfig:
     glga: bool = True
     language: LanguageConfig = field(default_factory=LanguageConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    au_readout: Literal["mean", "flatten"] = "mean"
     explanation_mode: Literal["generated", "template", "both"] = "both"
+
+    def __post_init__(self) -> None:
+        if self.au_readout == "flatten" and self.loss.gau_classifier == "main":
+            raise ValueError("loss.gau_classifier: 'main' reuses the per-AU classifier on a d-vector, "
+                             "which needs au_readout 'mean' (the flattened map is N·d wide)")
 
 
 def trim(tokens: torch.Tensor, pad: int) -> torch.Tensor:
@@ -156,7 +163,9 @@ class VLFAU(FAUModel):
             self.dair: DAIR | None = DAIR(num_aus, dim, cfg.dair.reduction, cfg.dair.spatial_kernel)
         else:
             self.combine, self.dair = LastStage(self.backbone.channels, dim), None
-        self.classifier = GroupedLinear(num_aus, dim, 1)
+        self.readout = cfg.au_readout
+        positions = self._positions(cfg) if self.readout == "flatten" else 1
+        self.classifier = GroupedLinear(num_aus, positions * dim, 1)
 
         self.llga, self.glga = cfg.llga, cfg.glga
         lang = cfg.language
@@ -184,6 +193,13 @@ class VLFAU(FAUModel):
         self.gau_head = nn.Linear(dim, num_aus) if self.glga and loss.gau_classifier == "separate" else None
         self.explanation_mode = cfg.explanation_mode
 
+    def _positions(self, cfg: VLFAUConfig) -> int:
+        """N = H·W, the positions of V (the MSC grid, or the last Swin stage without MARL)."""
+        if cfg.marl:
+            return cfg.msc.grid ** 2
+        side = cfg.input_size // self.backbone.reductions[-1]
+        return side * side
+
     # --- vision -----------------------------------------------------------------------------
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -196,13 +212,21 @@ class VLFAU(FAUModel):
             refined, maps = self.dair(v)                                      # (B, A, d, H, W)
         else:
             refined, maps = v.unsqueeze(1).expand(b, self.num_aus, d, h, w), None
-        logits = self.classifier(refined.mean(dim=(-2, -1))).squeeze(-1)
+        logits = self.classifier(self._read_out(refined)).squeeze(-1)
         # (the order of these views fixes autograd's order of summing V's gradients: keep it)
         out = {"au_logits": logits, "features": v.flatten(2).transpose(1, 2),
                "au_features": refined.flatten(3).transpose(2, 3)}
         if maps is not None:
             out["dair_maps"] = maps
         return out
+
+    def _read_out(self, refined: torch.Tensor) -> torch.Tensor:
+        """The classifier input per AU branch (B, A, ·) from V̂_i (B, A, d, H, W): ``mean``, the average
+        over positions (d); ``flatten``, the whole map (H·W·d), so "one fully connected layer" (thesis
+        §5.3.3) sees where on the face a feature is (docs/fau.md, decision 'AU readout')."""
+        if self.readout == "mean":
+            return refined.mean(dim=(-2, -1))
+        return refined.flatten(2)
 
     def explain(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """``dair_maps`` (B, A, H, W): each AU branch's DAIR spatial attention ("a spatial attention map,

@@ -161,6 +161,40 @@ def test_weight_norm_option_scales_the_au_loss() -> None:
     torch.testing.assert_close(fau_one * batch["au_weights"].sum(), fau_n)
 
 
+def test_au_readout_flatten_sees_positions_and_learns_a_position_only_task() -> None:
+    """``au_readout: flatten`` feeds the whole V̂_i map to the per-AU classifier: moving features
+    between positions changes its input (the position average does not), and the model learns a
+    label that only the position of a patch carries (top vs bottom half)."""
+    mean, flat = build(), build("model.au_readout=flatten")
+    assert flat.classifier.weight.shape[1] == 8 * 8 * 32 and mean.classifier.weight.shape[1] == 32
+    refined = torch.randn(2, A, 32, 8, 8)
+    moved = refined.flip(-2)
+    torch.testing.assert_close(mean._read_out(refined), mean._read_out(moved))
+    assert not torch.allclose(flat._read_out(refined), flat._read_out(moved))
+    with pytest.raises(UserError, match="gau_classifier"):
+        build("model.au_readout=flatten", "model.loss.gau_classifier=main")
+
+    model = build("model.au_readout=flatten", "model.llga=false", "model.glga=false")
+    gen = torch.Generator().manual_seed(3)
+    top = torch.arange(32) % 2 == 0
+    images = torch.full((32, 3, 64, 64), -1.0)
+    for i in range(32):
+        x = int(torch.randint(0, 48, (1,), generator=gen))
+        y = int(torch.randint(0, 16, (1,), generator=gen)) + (0 if top[i] else 32)
+        images[i, :, y:y + 16, x:x + 16] = 1.0
+    labels = top.long().unsqueeze(1).expand(-1, A).contiguous()
+    batch = {"image": images, "labels": labels, "au_weights": torch.ones(A)}
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for _ in range(40):
+        loss = model.training_losses(model(images), batch)["total"]
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        predicted = model(images)["au_logits"].mean(dim=1) > 0
+    assert (predicted == top).float().mean() >= 0.9
+
+
 def _save_backbone(model, path: Path) -> Path:
     from safetensors.torch import save_file
 
