@@ -81,8 +81,10 @@ def checkpoint_protocol(meta: dict[str, Any]) -> str:
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str | None = None,
-                        split: str = "test", device: str = "auto", batch_size: int = 32) -> dict[str, Any]:
-    """Score a checkpoint on a split of a prepared dataset; returns the JSON report."""
+                        split: str = "test", device: str = "auto", batch_size: int = 32,
+                        language: bool = True) -> dict[str, Any]:
+    """Score a checkpoint on a split of a prepared dataset; returns the JSON report (with the description
+    scores of a language model unless `language` is False)."""
     from fau.data.loader import AlignedFaceDataset
     from fau.data.table import load_prepared
     from fau.evaluation.language import language_scores
@@ -119,7 +121,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_dir: str | Path, fold: str 
     alignment = alignment_error(predictions)
     if alignment is not None:
         report["alignment"] = alignment
-    if getattr(model, "has_language", False):
+    if language and getattr(model, "has_language", False):
         text_set = AlignedFaceDataset(data, dataset.indices, dataset.image_size, crop, train=False,
                                       extras=language_tensors(model, data))
         report["language"] = language_scores(model, text_set, batch_size, info.device)

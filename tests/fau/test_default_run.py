@@ -18,10 +18,14 @@ pytestmark = pytest.mark.timeout(1200)
 
 #: the fast data carries the AU signal: the landmark baseline's macro AUC on the test subjects must
 #: exceed chance (50: a constant predictor, e.g. the majority baseline, scores exactly 50) by this many
-#: points (measured 74.8 on seed 0).  The neural models are not held to a margin here yet: at this size
-#: they fit the training subjects but score at chance on new ones (ALGRNet 48.6, MGRR-Net 45.3, VL-FAU
-#: 50.1 AUC), which is the open part of the default-run work, not a behaviour to lock in.
+#: points (measured 74.8 on seed 0).
 BASELINE_AUC_MARGIN = 15.0
+#: every model learns: its macro AUC on the subjects it was trained on ("fit AUC") must exceed chance by
+#: this many points.  With train.lr=0 (a model that learns nothing) every model's fit AUC stays within a
+#: few points of 50 and this test fails.  At this size the models do not yet carry what they learn to
+#: new subjects (test AUC near 50; the landmark baseline's 75 shows the signal is there): that is read
+#: from the full run's table (README), where the gap between fit and test AUC is printed too.
+FIT_AUC_MARGIN = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def fast_run(tmp_path_factory):
     return out, run_default(out, device="cpu", progress=False, mode="fast")
 
 
-def test_every_model_is_scored_and_the_data_carries_the_signal(fast_run):
+def test_every_model_learns_and_the_data_carries_the_signal(fast_run):
     _, summary = fast_run
     results = summary["results"]
     assert set(results) == {*MODELS.names(), "majority", "landmarks"}
@@ -39,6 +43,7 @@ def test_every_model_is_scored_and_the_data_carries_the_signal(fast_run):
     for model in MODELS.names():
         macro = results[model]["scores"]["macro"]
         assert 0.0 <= macro["auc"] <= 1.0 and 0.0 <= macro["f1"] <= 1.0, (model, macro)
+        assert 100 * results[model]["fit"]["auc"] >= 50.0 + FIT_AUC_MARGIN, (model, results[model]["fit"])
 
 
 def test_rows_carry_provenance_and_the_table_shows_it(fast_run):
@@ -53,7 +58,7 @@ def test_rows_carry_provenance_and_the_table_shows_it(fast_run):
         if model in MODELS:
             assert prov["config"] == f"{model}_tiny.yaml" and "train.epochs" in " ".join(prov["overrides"])
     table, provenance = format_table(stored["results"], stored["labels"]), format_provenance(stored)
-    assert "fast mode" in provenance and "protocol:" in provenance and "validated" in provenance
+    assert "fast mode" in provenance and "protocol:" in provenance and "paper: the last epoch" in provenance
     assert stored["results"]["algrnet"]["provenance"]["config_sha256"][:12] in provenance
     markdown = (out / "results.md").read_text()
     assert table in markdown and provenance in markdown
