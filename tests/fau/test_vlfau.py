@@ -153,9 +153,11 @@ def test_describe_and_explanation_modes() -> None:
 
 
 def test_weight_norm_option_scales_the_au_loss() -> None:
+    paper = apply_overrides(load_config(CONFIGS / "vlfau_bp4d.yaml"), [])["model"]
+    assert paper["loss"]["au_weight_norm"] == "sum_to_one"      # thesis eq. 5.9: γ sums to 1
+    assert tiny()["loss"]["au_weight_norm"] == "sum_to_n"       # ours for the tiny config (its YAML comment)
     batch = make_batch(build(), 2)
-    assert tiny()["loss"]["au_weight_norm"] == "sum_to_one"      # thesis eq. 5.9: γ sums to 1
-    n, one = build("model.loss.au_weight_norm=sum_to_n"), build()
+    n, one = build(), build("model.loss.au_weight_norm=sum_to_one")
     fau_n = n.training_losses(n(batch["image"]), batch)["fau"]
     fau_one = one.training_losses(one(batch["image"]), batch)["fau"]
     torch.testing.assert_close(fau_one * batch["au_weights"].sum(), fau_n)
@@ -165,7 +167,7 @@ def test_au_readout_flatten_sees_positions_and_learns_a_position_only_task() -> 
     """``au_readout: flatten`` feeds the whole V̂_i map to the per-AU classifier: moving features
     between positions changes its input (the position average does not), and the model learns a
     label that only the position of a patch carries (top vs bottom half)."""
-    mean, flat = build(), build("model.au_readout=flatten")
+    mean, flat = build("model.au_readout=mean"), build("model.au_readout=flatten")
     assert flat.classifier.weight.shape[1] == 8 * 8 * 32 and mean.classifier.weight.shape[1] == 32
     refined = torch.randn(2, A, 32, 8, 8)
     moved = refined.flip(-2)
@@ -258,7 +260,8 @@ def test_paper_config_names_imagenet_weights_and_loading_a_checkpoint_never_fetc
     assert section["backbone"]["weights"] == "timm/swin_base_patch4_window7_224.ms_in1k"   # not mutated
 
 
-@pytest.mark.parametrize("option", ["model.language.shared_output=false", "model.loss.gau_classifier=main",
+@pytest.mark.parametrize("option", ["model.language.shared_output=false",
+                                    "model.loss.gau_classifier=main model.au_readout=mean",
                                     "model.language.au_token=false"])
 def test_language_options_train_and_save(option: str, tmp_path: Path) -> None:
     """Separate W^s per decoder, L_Gau through the main classifier, <bos> instead of the AU token
@@ -266,10 +269,10 @@ def test_language_options_train_and_save(option: str, tmp_path: Path) -> None:
     train and save as safetensors checkpoints."""
     from shared.checkpoint import save_checkpoint
 
-    model = build(option)
+    model = build(*option.split())
     batch = make_batch(model, 2)
     assert (model.global_words is not None) == (option == "model.language.shared_output=false")
-    assert (model.gau_head is None) == (option == "model.loss.gau_classifier=main")
+    assert (model.gau_head is None) == option.startswith("model.loss.gau_classifier=main")
     starts = batch["local_tokens"][:, :, 0][batch["labels"] >= 0]
     assert bool((starts == model.vocab.bos).all()) == (option == "model.language.au_token=false")
     model.training_losses(model(batch["image"]), batch)["total"].backward()
