@@ -25,9 +25,15 @@ class ConvLSTMCell(nn.Module):
         self.gates = nn.Conv2d(in_channels + hidden, 4 * hidden, kernel, padding=kernel // 2)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        i, f, o, g = self.gates(torch.cat([x, h], dim=1)).chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
+        return lstm_update(self.gates(torch.cat([x, h], dim=1)), c, self.hidden, dim=1)
+
+
+def lstm_update(gates: torch.Tensor, c: torch.Tensor, hidden: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LSTM update from the gate pre-activations [i; f; o; g] stacked along `dim`:
+    c' = σ(f)⊙c + σ(i)⊙tanh(g), h' = σ(o)⊙tanh(c') (one sigmoid over i, f, o)."""
+    i, f, o = torch.sigmoid(gates.narrow(dim, 0, 3 * hidden)).chunk(3, dim=dim)
+    c = torch.addcmul(f * c, i, torch.tanh(gates.narrow(dim, 3 * hidden, hidden)))
+    return o * torch.tanh(c), c
 
 
 class SkipBiLSTM(nn.Module):
@@ -89,9 +95,8 @@ class SkipBiLSTM(nn.Module):
                 h_in = torch.einsum("bdk,bdkhxy->bdhxy", gates, torch.stack(states, dim=2))
             x = torch.cat([seq[:, :, step], h_in], dim=2).flatten(1, 2)             # (B, 2(C + h), S, S)
             g = F.conv2d(x, weight, bias, padding=conv.padding, groups=2).unflatten(1, (2, 4 * hidden))
-            i, f, o = torch.sigmoid(g[:, :, : 3 * hidden]).chunk(3, dim=2)
-            c = torch.addcmul(f * c, i, torch.tanh(g[:, :, 3 * hidden:]))
-            states.append(o * torch.tanh(c))
+            state, c = lstm_update(g, c, hidden, dim=2)
+            states.append(state)
             if skip:
                 h_parts.append(torch.einsum("bdh,dh->bd", states[-1].mean(dim=(-2, -1)), gate_w[:, step, :hidden]))
         out = torch.stack(states, dim=2)                                           # (B, 2, n, h, S, S)
