@@ -9,25 +9,15 @@ import torch
 import pytest
 
 from fau.cli import main
-from fau.data.prepare import prepare
 from fau.data.table import load_prepared
 from fau.evaluation.checkpoint import evaluate_checkpoint
 from fau.evaluation.report import aggregate, format_report
 from fau.models import MODELS
-from fau.synth.generate import generate
 from fau.train import protocol_rows, train
 from shared.checkpoint import load_checkpoint
 from shared.errors import UserError
 
 FAST = ["train.epochs=2", "train.batch_size=8", "train.eval_batch_size=16"]
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synfacs")
-    generate(root / "raw", n_subjects=6, n_sequences=1, n_frames=12, seed=3, progress=False)
-    prepare("bp4d", root / "raw", root / "prep", aus=None, progress=False)
-    return root / "prep"
 
 
 def _lines(run):

@@ -6,14 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from fau.data.prepare import prepare
 from fau.data.table import load_prepared
 from fau.evaluation.baselines import run_baselines
 from fau.evaluation.checkpoint import evaluate_checkpoint
 from fau.evaluation.thresholds import best_f1_thresholds, checkpoint_thresholds
 from fau.models import MODELS
 from fau.predict import load
-from fau.synth.generate import generate
 from fau.train import read_settings, train
 from shared.checkpoint import load_checkpoint
 from shared.errors import UserError
@@ -74,14 +72,6 @@ def test_validated_thresholds_need_the_validated_protocol() -> None:
     read_settings(MODELS.load_config("algrnet", "tiny", ["train.protocol=paper", "train.threshold=fixed"]))
     for model in ("algrnet", "mgrrnet", "vlfau"):        # the paper configs cut at 0.5
         assert read_settings(MODELS.load_config(model, "bp4d", []))[0].threshold == "fixed"
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synfacs")
-    generate(root / "raw", n_subjects=6, n_sequences=1, n_frames=12, seed=3, progress=False)
-    prepare("bp4d", root / "raw", root / "prep", aus=None, progress=False)
-    return root / "prep"
 
 
 def test_a_run_keeps_its_validation_thresholds_and_eval_and_predict_use_them(prepared, tmp_path) -> None:
