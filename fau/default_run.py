@@ -39,6 +39,7 @@ from fau.train import train
 from shared.errors import UserError
 from shared.io import atomic_open, atomic_path, write_json
 from shared.provenance import code_version, config_sha256, describe_version
+from shared.rows import jobs_note, run_rows
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,10 @@ MODES = {
     "fast": Mode(12, 4, 8, ("train.epochs=8", "train.protocol=paper", "train.threshold=fixed")),
 }
 
+#: with ``--jobs 2`` these rows start first (the longest on the 2-core machine: VL-FAU's 40 epochs took
+#: ~600 s, ALGRNet ~360 s, MGRR-Net ~330 s), so the other two share the second process
+START_FIRST = ("vlfau",)
+
 
 def ensure_data(out: Path, seed: int, progress: bool, mode: Mode = MODES["full"]) -> Path:
     """Generate and prepare SynFACS under `out` unless already done; return the prepared folder.
@@ -105,6 +110,7 @@ def ensure_data(out: Path, seed: int, progress: bool, mode: Mode = MODES["full"]
 def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: str,
                     overrides: Sequence[str], progress: bool) -> dict[str, Any]:
     """Train one model with its tiny config (resuming if interrupted) and score the test part."""
+    log.info("== training %s (tiny config, fold %s)", model, fold)
     run_dir = out / model
     config = MODELS.load_config(model, None, overrides)
     began = time.time()
@@ -126,6 +132,8 @@ def train_and_score(model: str, prepared: Path, fold: str, out: Path, device: st
         result["thresholds"] = report["thresholds"]
     if "language" in report:
         result["language"] = report["language"]
+    log.info("== %s done: F1 %.1f, AUC %.1f (%.0f s)", model, 100 * report["scores"]["macro"]["f1"],
+             100 * report["scores"]["macro"]["auc"], seconds)
     return result
 
 
@@ -198,7 +206,8 @@ def format_provenance(summary: dict[str, Any]) -> str:
     groups = summary["cue_groups"]
     lines = ["geo: " + " ".join(groups["geometric"]) + "   app: " + " ".join(groups["appearance"])
              + "   (SynFACS cue kinds, fau.synth.CUE_KIND)",
-             f"code {version}; {summary['mode']} mode; SynFACS seed {summary['data_seed']}, fold {summary['fold']}"]
+             f"code {version}; {summary['mode']} mode; SynFACS seed {summary['data_seed']}, fold {summary['fold']}"
+             + jobs_note(summary)]
     protocols = sorted({r["provenance"]["protocol"] for r in summary["results"].values()})
     lines += [f"protocol: {p}" for p in protocols]
     for model, result in summary["results"].items():
@@ -251,10 +260,11 @@ def write_markdown(summary: dict[str, Any], path: Path) -> None:
 
 def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", device: str = "auto",
                 models: Sequence[str] | None = None, overrides: Sequence[str] = (), seed: int = 0,
-                progress: bool = True, mode: str = "full", data_only: bool = False) -> dict[str, Any]:
+                progress: bool = True, mode: str = "full", data_only: bool = False, jobs: int = 1) -> dict[str, Any]:
     """The whole main job; returns the results dict also written to ``OUT/results.json`` (with the
     chart's path under ``chart``).  With `data_only`, only generates and prepares the data and returns
-    ``{"prepared": folder}``; no result file is touched."""
+    ``{"prepared": folder}``; no result file is touched.  `jobs` models train at a time
+    (`shared.rows.run_rows`; the summary records it)."""
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     names = MODELS.names() if models is None else [MODELS.get(m).name for m in models]
@@ -267,17 +277,17 @@ def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", devic
         return {"prepared": str(prepared)}
     data = load_prepared(prepared)
     overrides = [*MODES[mode].overrides, *overrides]
-    results: dict[str, dict[str, Any]] = {}
-    for model in names:
-        log.info("== training %s (tiny config, fold %s)", model, fold)
-        results[model] = train_and_score(model, prepared, fold, out, device, overrides, progress)
+    rows = run_rows(train_and_score, [(model, prepared, fold, out, device, overrides, progress and jobs == 1)
+                                      for model in names], jobs, show_progress=progress,
+                    start_first=[names.index(m) for m in START_FIRST if m in names])
+    results: dict[str, dict[str, Any]] = dict(zip(names, rows))
     rule = threshold_rule(names, overrides)
     for name, result in run_baselines(data, fold, seed, rule).items():
         results[name] = {**result, "provenance": baseline_provenance(name, seed, rule)}
     for result in results.values():
         result["provenance"]["code_version"] = code_version()
     labels = data.columns
-    summary = {"dataset": str(prepared), "mode": mode, "data_seed": seed, "fold": fold, "labels": labels,
+    summary = {"dataset": str(prepared), "mode": mode, "data_seed": seed, "fold": fold, "jobs": jobs, "labels": labels,
                "cue_groups": cue_groups(labels), "code_version": code_version(), "results": results,
                "seconds": round(time.time() - began, 1)}
     plot_f1(results, labels, out / "f1_by_au.png")

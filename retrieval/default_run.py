@@ -35,6 +35,7 @@ from retrieval.train import train
 from shared.errors import UserError
 from shared.io import atomic_open, atomic_path, write_json
 from shared.provenance import code_version, config_sha256, describe_version
+from shared.rows import jobs_note, run_rows
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ def format_table(results: dict[str, dict[str, Any]], chance: float | None = None
 def format_provenance(summary: dict[str, Any]) -> str:
     """The run's code version, data and protocol, and per row its config, hash and seed."""
     lines = [f"code {describe_version(summary['code_version'])}; {summary['mode']} mode; SynScenes seed "
-             f"{summary['data_seed']}, test split {summary['test_images']} images"]
+             f"{summary['data_seed']}, test split {summary['test_images']} images" + jobs_note(summary)]
     lines += [f"protocol: {p}" for p in sorted({r["provenance"]["protocol"] for r in summary["results"].values()})]
     for name, result in summary["results"].items():
         prov = result["provenance"]
@@ -191,11 +192,33 @@ def write_markdown(summary: dict[str, Any], path: Path) -> None:
         handle.write(text)
 
 
+def train_row(row: str, model: str, config_name: str | None, data: str, out: str, device: str,
+              overrides: Sequence[str], progress: bool, version: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """One row: train `model` with its `config_name` config, evaluate the best epoch on the test split and
+    its hard subset (``OUT/ROW/eval.json``, ``test_sims.npy``); returns (the row, the test split's images)."""
+    stem = MODELS.get(model).config_name(config_name)
+    log.info("== training %s (%s)", row, stem)
+    config = MODELS.load_config(model, config_name, overrides)
+    start = time.time()
+    best = train(model, Path(data), config, Path(out) / row, device=device, show_progress=progress)
+    seconds = time.time() - start
+    report = evaluate_checkpoint(best, Path(data), "test", "full", device, save=Path(out) / row / "test_sims.npy",
+                                 progress=progress)
+    write_json(Path(out) / row / "eval.json", report)
+    provenance = {"config": f"{stem}.yaml", "overrides": list(overrides), "config_sha256": config_sha256(config),
+                  "seed": config["train"]["seed"], "code_version": version,
+                  "protocol": PROTOCOL.format(select=config["train"].get("select_by", "rsum"))}
+    log.info("== %s done: rSum %.1f (%.0f s)", row, report["metrics"]["rsum"], seconds)
+    return ({"metrics": report["metrics"], "hard": report.get("hard"), "seconds": seconds, "provenance": provenance},
+            report["images"])
+
+
 def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto", models: Sequence[str] | None = None,
                 overrides: Sequence[str] = (), seed: int = 0, progress: bool = True, mode: str = "full",
-                data_only: bool = False) -> dict[str, Any]:
+                data_only: bool = False, jobs: int = 1) -> dict[str, Any]:
     """The whole main job; returns the results also written to ``OUT/results.json``.  With `data_only`,
-    only generates and parses the data and returns ``{"data": folder}``; no result file is touched."""
+    only generates and parses the data and returns ``{"data": folder}``; no result file is touched.
+    `jobs` rows train at a time (`shared.rows.run_rows`; the table records it)."""
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     planned = runs(models)
@@ -208,24 +231,13 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
         return {"data": str(data)}
     overrides = [*MODES[mode].overrides, *overrides]
     version = code_version()
+    rows = run_rows(train_row, [(row, model, config_name, str(data), str(out), device, overrides,
+                                 progress and jobs == 1, version) for row, model, config_name in planned],
+                    jobs, show_progress=progress)
     results: dict[str, dict[str, Any]] = {}
     test_images = 0
-    for row, model, config_name in planned:
-        stem = MODELS.get(model).config_name(config_name)
-        log.info("== training %s (%s)", row, stem)
-        config = MODELS.load_config(model, config_name, overrides)
-        start = time.time()
-        best = train(model, data, config, out / row, device=device, show_progress=progress)
-        seconds = time.time() - start
-        report = evaluate_checkpoint(best, data, "test", "full", device, save=out / row / "test_sims.npy",
-                                     progress=progress)
-        write_json(out / row / "eval.json", report)
-        test_images = report["images"]
-        provenance = {"config": f"{stem}.yaml", "overrides": overrides, "config_sha256": config_sha256(config),
-                      "seed": config["train"]["seed"], "code_version": version,
-                      "protocol": PROTOCOL.format(select=config["train"].get("select_by", "rsum"))}
-        results[row] = {"metrics": report["metrics"], "hard": report.get("hard"), "seconds": seconds,
-                        "provenance": provenance}
+    for (row, _, _), (result, images) in zip(planned, rows):
+        results[row], test_images = result, images
     hard_file = resolve_precomp_dir(data).file("test", "hard.json")
     for row, members in ENSEMBLES.items():
         if set(members) <= set(results):
@@ -235,7 +247,7 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
                             "provenance": {"config": "mean of the test similarities of " + " + ".join(members),
                                            "code_version": version,
                                            "protocol": results[members[0]]["provenance"]["protocol"]}}
-    summary = {"data": str(data), "mode": mode, "data_seed": seed, "test_images": test_images,
+    summary = {"data": str(data), "mode": mode, "data_seed": seed, "jobs": jobs, "test_images": test_images,
                "chance_rsum": chance_rsum(test_images), "code_version": version, "results": results,
                "seconds": round(time.time() - began, 1)}
     plot_rsum(results, out / "rsum.png")

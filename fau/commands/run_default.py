@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only generate and prepare the data; results.json and the charts are left alone")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2,
+                        help="models trained at a time, each in its own process with the CPU cores split between them "
+                             "(default 2; 1 = one after another in this process)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to every tiny config")
 
 
@@ -32,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from fau.default_run import format_provenance, format_table, run_default
 
     summary = run_default(args.out, args.fold, args.device, args.models, args.overrides, args.seed,
-                          not args.no_progress, mode="fast" if args.fast else "full", data_only=args.data_only)
+                          not args.no_progress, mode="fast" if args.fast else "full", data_only=args.data_only,
+                          jobs=args.jobs)
     if args.data_only:
         print(f"prepared data: {summary['prepared']}")
         return 0

@@ -20,6 +20,27 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+class ConvPatchStem(nn.Sequential):
+    """A drop-in for a Swin's strided patch projection (``model.backbone.stem: conv``, our option):
+    3×3 stride-2 conv + BN + ReLU layers down to the patch stride, then a 1×1 conv to the embedding width,
+    so the token grid and width are unchanged. Convolutional early layers give a from-scratch transformer
+    the locality a pre-trained one learns from ImageNet (Xiao et al., "Early Convolutions Help
+    Transformers See Better", NeurIPS 2021); docs/fau.md, decision 'tiny configs'.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        if stride < 2 or stride & (stride - 1):
+            raise UserError(f"config model.backbone.stem: 'conv' needs a power-of-two patch stride, not {stride}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(stride.bit_length() - 1):
+            layers += [nn.Conv2d(channels, out_channels, 3, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+            channels = out_channels
+        layers.append(nn.Conv2d(channels, out_channels, 1))
+        super().__init__(*layers)
+
+
 class SwinStages(nn.Module):
     """A timm Swin Transformer returning its four stage maps (B, C_s, H_s, W_s), s = 1..4.
 
@@ -33,7 +54,7 @@ class SwinStages(nn.Module):
     """
 
     def __init__(self, name: str, image_size: int, weights: str, drop_path: float,
-                 options: Mapping[str, Any]) -> None:
+                 options: Mapping[str, Any], stem: str = "patch") -> None:
         super().__init__()
         import timm
 
@@ -45,6 +66,14 @@ class SwinStages(nn.Module):
                                           drop_path_rate=drop_path, **dict(options))
         except (RuntimeError, TypeError, ValueError) as err:
             raise UserError(f"config model.backbone: cannot build {name!r} ({err})") from None
+        if stem == "conv":
+            if path is not None:
+                raise UserError("config model.backbone.stem: 'conv' replaces the patch embedding, so it needs "
+                                "model.backbone.weights: none (pre-trained weights expect the patch stem)")
+            proj = self.swin.patch_embed.proj
+            self.swin.patch_embed.proj = ConvPatchStem(proj.in_channels, proj.out_channels, proj.stride[0])
+        elif stem != "patch":
+            raise UserError(f"config model.backbone.stem: {stem!r} is not one of patch, conv")
         self.channels: tuple[int, ...] = tuple(int(info["num_chs"]) for info in self.swin.feature_info)
         self.reductions: tuple[int, ...] = tuple(int(info["reduction"]) for info in self.swin.feature_info)
         self.status = self._load(path, weights) if path is not None else "random init (model.backbone.weights=none)"

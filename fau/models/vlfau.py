@@ -51,6 +51,7 @@ class BackboneConfig:
                            doc="none | a local .safetensors file | a hub name (fau.pretrained)")
     drop_path: float = bounded(0.1, minimum=0.0, maximum=1.0)
     options: dict[str, Any] = bounded({}, doc="extra timm constructor keyword arguments")
+    stem: Literal["patch", "conv"] = "patch"  # patch: Swin's strided patch embedding; conv: a small conv stack (marl.ConvPatchStem)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class VLFAU(FAUModel):
 
         backbone = cfg.backbone
         self.backbone = SwinStages(backbone.name, cfg.input_size, backbone.weights, backbone.drop_path,
-                                   backbone.options)
+                                   backbone.options, backbone.stem)
         self.backbone_status = self.backbone.status
 
         self.marl = cfg.marl

@@ -28,11 +28,32 @@ class BertConfig:
     source: str | None = "bert-base-uncased"  # hub id or local folder (None: the shipped MiniLM folder)
     pretrained: bool = True         # load the source's weights; false: random weights on purpose (its architecture)
     arch: dict[str, Any] | None = None  # architecture overrides, only with pretrained: false
+    layers: int | None = None       # keep the first N transformer layers (None: all)
+    freeze_embeddings: bool = False  # the token / position embeddings stay fixed
 
 
 def bert_from_config(config: BertConfig) -> nn.Module:
-    """The BERT module a `BertConfig` describes (`build_bert`; `arch` only applies to random weights)."""
-    return build_bert(config.source, config.pretrained, None if config.pretrained else config.arch)
+    """The BERT module a `BertConfig` describes: `build_bert` (`arch` only applies to random weights), then
+    `truncate_bert` (``layers`` / ``freeze_embeddings``; with random weights — a checkpoint being rebuilt
+    before its tensors are loaded — the same architecture and trainable set)."""
+    bert = build_bert(config.source, config.pretrained, None if config.pretrained else config.arch)
+    return truncate_bert(bert, config.layers, config.freeze_embeddings)
+
+
+def truncate_bert(bert: nn.Module, layers: int | None = None, freeze_embeddings: bool = False) -> nn.Module:
+    """`bert` with only its first `layers` transformer layers (all when None) and, with
+    `freeze_embeddings`, its embedding layer excluded from training.  The kept layers keep their
+    pre-trained weights: the lower layers of a pre-trained encoder, a CPU-size text tower that still
+    starts from pre-training (docs/retrieval.md, decision 'tiny configs')."""
+    if layers is not None:
+        total = len(bert.encoder.layer)
+        if not 1 <= layers <= total:
+            raise ValueError(f"`layers` = {layers}: the pre-trained encoder has {total} layers")
+        bert.encoder.layer = bert.encoder.layer[:layers]
+        bert.config.num_hidden_layers = layers
+    if freeze_embeddings:
+        bert.embeddings.requires_grad_(False)
+    return bert
 
 
 def build_bert(source: str | Path | None = None, pretrained: bool = True, arch: dict[str, Any] | None = None) -> nn.Module:

@@ -31,7 +31,7 @@ FIT_AUC_MARGIN = 20.0
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fau_default") / "run"
-    return out, run_default(out, device="cpu", progress=False, mode="fast")
+    return out, run_default(out, device="cpu", progress=False, mode="fast", jobs=2)  # as `make train-fau`
 
 
 def test_every_model_learns_and_the_data_carries_the_signal(fast_run):
@@ -78,9 +78,10 @@ def test_table_and_chart_read_the_aus_by_cue_kind(fast_run):
 
 
 def test_rerun_gives_the_same_numbers(fast_run, tmp_path):
-    """A second fast run from scratch (new data, new training) reproduces the first one's rows."""
+    """A second fast run from scratch (new data, new training) reproduces the first one's rows (one model:
+    its row runs in a process of its own with the same thread count as beside the others)."""
     _, first = fast_run
-    second = run_default(tmp_path / "again", device="cpu", models=["vlfau"], progress=False, mode="fast")
+    second = run_default(tmp_path / "again", device="cpu", models=["vlfau"], progress=False, mode="fast", jobs=2)
     for row in ("vlfau", "majority", "landmarks"):
         assert second["results"][row]["scores"] == first["results"][row]["scores"], row
         assert second["results"][row]["provenance"] == first["results"][row]["provenance"], row

@@ -278,3 +278,24 @@ def test_language_options_train_and_save(option: str, tmp_path: Path) -> None:
     model.training_losses(model(batch["image"]), batch)["total"].backward()
     assert all(p.grad is not None for p in model.parameters())
     save_checkpoint(tmp_path / "m", model.state_dict(), {"model": "vlfau", "config": {}})
+
+
+def test_conv_stem_keeps_the_token_grid_and_needs_random_init(tmp_path: Path) -> None:
+    """``model.backbone.stem: conv`` swaps the 4×4 patch projection for 3×3 stride-2 convs: same token
+    grid and width, so every later stage and the MSC see the same shapes; pre-trained weights (made for
+    the patch stem) are refused in one line."""
+    from fau.layers.marl import ConvPatchStem
+
+    conv, patch = build("model.backbone.stem=conv"), build("model.backbone.stem=patch")
+    assert isinstance(conv.backbone.swin.patch_embed.proj, ConvPatchStem)
+    assert isinstance(patch.backbone.swin.patch_embed.proj, torch.nn.Conv2d)
+    images = make_batch(conv, 2)["image"]
+    for a, b in zip(conv.backbone(images), patch.backbone(images)):
+        assert a.shape == b.shape
+    strides = [m.stride[0] for m in conv.backbone.swin.patch_embed.proj if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [2, 2, 1]  # 4 = 2 × 2, then the 1×1 projection to the embedding width
+    path = _save_backbone(patch, tmp_path / "swin.safetensors")
+    with pytest.raises(UserError, match="stem: 'conv' replaces the patch embedding"):
+        build("model.backbone.stem=conv", f"model.backbone.weights={path}")
+    with pytest.raises(UserError, match="stem"):
+        build("model.backbone.stem=pixels")

@@ -125,18 +125,22 @@ def test_training_the_paper_config_offline_without_weights_names_the_fix(tmp_pat
     assert not (tmp_path / "run" / "best.safetensors").exists()
 
 
-def test_tiny_configs_use_the_cpu_size_encoder_and_start_from_minilm_on_request():
-    """The BERT-tower tiny configs train the 2x64 encoder (MiniLM's tokenizer) for the default job's
-    budget; ``model.bert.pretrained=true model.bert.arch=null`` loads the shipped pre-trained MiniLM."""
+def test_tiny_configs_start_from_the_first_two_pretrained_minilm_layers():
+    """The BERT-tower tiny configs keep MiniLM's first 2 pre-trained layers with fixed embeddings (the
+    default job's budget); ``model.bert.layers=null`` trains all 6 on purpose."""
     reference = load_bert().state_dict()
-    key = "encoder.layer.0.attention.self.query.weight"
-    for name in ("hire_i2t", "vse_gpo"):
+    keys = ["embeddings.word_embeddings.weight", "encoder.layer.0.attention.self.query.weight",
+            "encoder.layer.1.output.dense.weight"]
+    for name in ("hire_i2t", "hire_t2i", "3shnet", "vse_gpo"):
         config = MODELS.load_config(name)
-        assert config["model"]["bert"]["pretrained"] is False and config["model"]["bert"]["arch"]["hidden_size"] == 64
-        config = MODELS.load_config(name, None, ["model.bert.pretrained=true", "model.bert.arch=null"])
+        assert config["model"]["bert"]["pretrained"] is True and config["model"]["bert"]["layers"] == 2
         model = build_model(name, config)
-        bert = model.text_encoder.bert if name == "hire_i2t" else model.text.encoder.bert
-        assert torch.equal(bert.state_dict()[key], reference[key])
+        bert = model.text_encoder.bert if name.startswith("hire") else model.text.encoder.bert
+        assert len(bert.encoder.layer) == 2 and not bert.embeddings.word_embeddings.weight.requires_grad
+        for key in keys:
+            assert torch.equal(bert.state_dict()[key], reference[key]), (name, key)
+    config = MODELS.load_config("vse_gpo", None, ["model.bert.layers=null"])
+    assert len(build_model("vse_gpo", config).text.encoder.bert.encoder.layer) == 6
 
 
 @pytest.mark.parametrize("name,key", [("hire_i2t", "text_encoder.bert"), ("hire_t2i", "text_encoder.bert"),
@@ -145,3 +149,27 @@ def test_tiny_lr_scales_say_what_they_do(name, key):
     """Configs deep-merge: the tiny file states the BERT scale it trains with."""
     assert MODELS.load_config(name)["train"]["lr_scales"] == {key: 0.1}
 
+
+
+def test_truncated_minilm_keeps_the_pretrained_lower_layers():
+    """``model.bert.layers: N`` keeps the first N pre-trained layers: its output is the full encoder's
+    N-th hidden state; ``freeze_embeddings`` leaves the embeddings out of the optimiser."""
+    from retrieval.layers.bert import BertConfig, bert_from_config
+    from shared.schedule import parameter_groups
+
+    batch = load_tokenizer()(["A small red cube left of a blue sphere."], return_tensors="pt")
+    full = load_bert().eval()
+    short = bert_from_config(BertConfig(source=None, layers=2, freeze_embeddings=True)).eval()
+    with torch.no_grad():
+        expected = full(**batch, output_hidden_states=True).hidden_states[2]
+        got = short(**batch).last_hidden_state
+    assert len(short.encoder.layer) == short.config.num_hidden_layers == 2
+    assert torch.allclose(got, expected, atol=1e-5)
+    trained = {id(p) for group in parameter_groups(short) for p in group["params"]}
+    assert not any(id(p) in trained for p in short.embeddings.parameters())
+    assert all(id(p) in trained for p in short.encoder.parameters())
+    rebuilt = bert_from_config(BertConfig(source=None, pretrained=False, layers=2, freeze_embeddings=True))
+    assert rebuilt.state_dict().keys() == short.state_dict().keys()  # a checkpoint's tensors fit before loading
+    for bad in (BertConfig(source=None, layers=7), BertConfig(source=None, layers=0)):
+        with pytest.raises(ValueError):
+            bert_from_config(bad)

@@ -26,7 +26,7 @@ RSUM_MARGIN = 10.0
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("retrieval_default") / "run"
-    return out, run_default(out, device="cpu", progress=False, mode="fast")
+    return out, run_default(out, device="cpu", progress=False, mode="fast", jobs=2)  # as `make train-retrieval`
 
 
 def test_every_model_ranks_above_chance(fast_run):
@@ -74,7 +74,7 @@ def test_rerun_gives_the_same_numbers(fast_run, tmp_path):
     """A second fast run from scratch (new data, new training) reproduces the first one's rows."""
     _, first = fast_run
     models = ["vsepp", "smfea"]
-    second = run_default(tmp_path / "again", device="cpu", models=models, progress=False, mode="fast")
+    second = run_default(tmp_path / "again", device="cpu", models=models, progress=False, mode="fast", jobs=2)
     for row in models:
         assert second["results"][row]["metrics"] == first["results"][row]["metrics"], row
         assert second["results"][row]["hard"] == first["results"][row]["hard"], row
