@@ -267,6 +267,8 @@ def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", devic
     (`shared.rows.run_rows`; the summary records it)."""
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
     names = MODELS.names() if models is None else [MODELS.get(m).name for m in models]
     if not names and not data_only:
         raise UserError("--models: name at least one model (--data-only prepares the data without training)")

@@ -221,6 +221,8 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
     `jobs` rows train at a time (`shared.rows.run_rows`; the table records it)."""
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
     planned = runs(models)
     if not planned and not data_only:
         raise UserError("--models: name at least one model (--data-only prepares the data without training)")

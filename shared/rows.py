@@ -18,6 +18,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Sequence
 
+from shared.errors import UserError
 from shared.training import progress
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def run_rows(work: Callable[..., Any], items: Sequence[tuple[Any, ...]], jobs: i
     rows first, so the last one does not run alone), and with `show_progress` one bar counts the finished
     rows (the rows' own bars are the caller's to switch off: two processes would draw over each other)."""
     if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, not {jobs}")
+        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
     if jobs == 1 or not items:
         return [work(*item) for item in items]
     threads = threads_per_job(jobs)  # from `jobs`, not from the row count: a row's numbers do not depend on its neighbours

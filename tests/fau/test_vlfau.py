@@ -19,6 +19,7 @@ from shared.errors import UserError
 CONFIGS = Path(__file__).resolve().parents[2] / "fau" / "configs"
 LABELS = [f"AU{a}" for a in BP4D_AUS]
 A = len(BP4D_AUS)
+PATCH = "model.backbone.stem=patch"  # the published Swin's stem, which pre-trained weight files fit
 
 
 def tiny(*overrides: str) -> dict:
@@ -210,20 +211,20 @@ def _same_backbone(a, b) -> None:
 
 
 def test_backbone_loads_a_local_safetensors_file(tmp_path: Path) -> None:
-    source = build(seed=1)
+    source = build(PATCH, seed=1)  # pre-trained files are in the published Swin's layout: the patch stem
     path = _save_backbone(source, tmp_path / "swin.safetensors")
-    loaded = build(f"model.backbone.weights={path}", seed=2)
+    loaded = build(PATCH, f"model.backbone.weights={path}", seed=2)
     assert loaded.backbone_status.startswith(f"pretrained weights from {path}")
     _same_backbone(source, loaded)
     assert build().backbone_status == "random init (model.backbone.weights=none)"
     with pytest.raises(UserError, match="not a local .safetensors file"):
-        build(f"model.backbone.weights={tmp_path / 'missing.safetensors'}")
+        build(PATCH, f"model.backbone.weights={tmp_path / 'missing.safetensors'}")
 
 
 def test_backbone_hub_name_reaches_the_hub_client_and_loads_its_file(tmp_path: Path, monkeypatch) -> None:
     import huggingface_hub
 
-    source = build(seed=1)
+    source = build(PATCH, seed=1)
     path = _save_backbone(source, tmp_path / "model.safetensors")
     asked = []
 
@@ -233,7 +234,7 @@ def test_backbone_hub_name_reaches_the_hub_client_and_loads_its_file(tmp_path: P
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     for name in ("timm/swin_tiny_patch4_window7_224.ms_in1k", "hf-hub:timm/swin_tiny_patch4_window7_224.ms_in1k"):
-        loaded = build(f"model.backbone.weights={name}", seed=2)
+        loaded = build(PATCH, f"model.backbone.weights={name}", seed=2)
         _same_backbone(source, loaded)
         assert loaded.backbone_status.startswith(f"pretrained weights from {name}")
     assert asked == [("timm/swin_tiny_patch4_window7_224.ms_in1k", "model.safetensors", {})] * 2
@@ -245,7 +246,7 @@ def test_backbone_hub_name_offline_without_cache_is_one_line_naming_the_fix(tmp_
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)          # never touches the network
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(UserError) as err:
-        build("model.backbone.weights=timm/swin_tiny_patch4_window7_224.not_cached_anywhere")
+        build(PATCH, "model.backbone.weights=timm/swin_tiny_patch4_window7_224.not_cached_anywhere")
     message = str(err.value)
     assert "\n" not in message and "model.backbone.weights=PATH.safetensors" in message
     assert "model.backbone.weights=none" in message

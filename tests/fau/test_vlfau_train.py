@@ -30,9 +30,9 @@ def prepared(tmp_path_factory):
     return root / "prep"
 
 
-def vlfau(data):
+def vlfau(data, *overrides: str):
     torch.manual_seed(0)
-    config = MODELS.load_config("vlfau", "tiny", ["model.dataset=synfacs"])
+    config = MODELS.load_config("vlfau", "tiny", ["model.dataset=synfacs", *overrides])
     return build_model("vlfau", config["model"], len(data.columns))
 
 
@@ -138,13 +138,14 @@ def test_paper_config_offline_without_weights_is_one_line_naming_the_fix(prepare
 def test_train_with_a_local_weights_file_starts_from_it(prepared, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 
-    source = vlfau(load_prepared(prepared))
+    source = vlfau(load_prepared(prepared), "model.backbone.stem=patch")  # pre-trained files fit the patch stem
     weights = tmp_path / "swin.safetensors"
     save_file({k: v.contiguous() + 0.01 for k, v in source.backbone.swin.state_dict().items()
                if v.is_floating_point()}, str(weights))
     run = tmp_path / "run"
     assert main(["train", "--model", "vlfau", "--data", str(prepared), "--config", "vlfau_tiny", "--out", str(run),
-                 "--no-progress", f"model.backbone.weights={weights}", "train.epochs=1", "train.batch_size=8",
+                 "--no-progress", f"model.backbone.weights={weights}", "model.backbone.stem=patch", "train.epochs=1",
+                 "train.batch_size=8",
                  "train.lr=0.0"]) == 0
     assert f"vlfau backbone: pretrained weights from {weights}" in capsys.readouterr().err
     trained, meta = load_checkpoint(run / "best")

@@ -28,7 +28,8 @@ TINY = {  # test id → (registry name, tiny config, model overrides)
 }
 #: a 2-layer 64-d random-weight BERT with the shipped MiniLM vocabulary: model mechanics need no pre-training
 SMALL_BERT = {"source": None, "pretrained": False,
-              "arch": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128}}
+              "arch": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 128},
+              "layers": None, "freeze_embeddings": False}
 
 
 def tiny_model(key: str, seed: int = 0, **model_overrides) -> torch.nn.Module:

@@ -99,4 +99,6 @@ def test_bad_requests_are_one_line_errors(fast_run, capsys):
     assert "holds SynScenes" in err and len(err.strip().splitlines()) == 1
     assert main(["run-default", "--out", str(out), "--fast", "--models", "nope", "--no-progress"]) == 2
     assert "nope" in capsys.readouterr().err
+    assert main(["run-default", "--out", str(out), "--fast", "--jobs", "0", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().endswith("error: --jobs 0: run at least 1 model at a time")
     assert (out / "results.json").read_bytes() == before

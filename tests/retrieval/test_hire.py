@@ -150,7 +150,8 @@ def test_bad_options_are_errors():
 
 def test_paper_config_builds_with_paper_dims():
     config = load_config(CONFIGS / "hire_i2t_f30k.yaml")
-    config["model"]["bert"] = {"source": None, "pretrained": False, "arch": {"num_hidden_layers": 1}}
+    config["model"]["bert"] = {"source": None, "pretrained": False, "arch": {"num_hidden_layers": 1}, "layers": None,
+                               "freeze_embeddings": False}
     model = build_model("hire_i2t", config, pretrained=False)
     assert model.vsa.attention_dim == 256 and model.vsa.heads == 16 and model.dim == 1024
     assert model.region_fc.in_features == 2048 and len(model.interactions) == 2 and model.smooth == 4.0

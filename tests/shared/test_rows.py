@@ -26,7 +26,7 @@ def test_a_row_error_reaches_the_caller_as_raised():
         run_rows(math.sqrt, [(4.0,), (-1.0,)], jobs=2)
     with pytest.raises(UserError, match="no such file"):
         run_rows(load_config, [("/nonexistent/facevl.yaml",), ("/nonexistent/other.yaml",)], jobs=2)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(UserError, match="--jobs 0: run at least 1"):
         run_rows(operator.mul, [(1, 2)], jobs=0)
 
 
