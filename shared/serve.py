@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -167,8 +168,13 @@ def _server(app: Any) -> Any:
 
 
 def serve(app: Any, sock: socket.socket) -> None:
-    """Run `app` on the bound socket until interrupted (Ctrl+C)."""
-    _server(app).run(sockets=[sock])
+    """Run `app` on the bound socket until interrupted (Ctrl+C): a KeyboardInterrupt, so the CLI frame prints
+    "interrupted" and exits 130.  uvicorn re-raises the SIGINT it caught after its graceful shutdown, but a
+    process started with SIGINT ignored (some parent processes pass that on) would then return normally."""
+    server = _server(app)
+    server.run(sockets=[sock])
+    if signal.SIGINT in getattr(server, "_captured_signals", ()):
+        raise KeyboardInterrupt
 
 
 class ServerThread:
