@@ -39,7 +39,7 @@ from fau.train import train
 from shared.errors import UserError
 from shared.io import atomic_open, atomic_path, write_json
 from shared.provenance import code_version, config_sha256, describe_version
-from shared.rows import jobs_note, run_rows
+from shared.rows import check_jobs, jobs_note, run_rows
 
 log = logging.getLogger(__name__)
 
@@ -267,8 +267,7 @@ def run_default(out: str | Path = "runs/fau-default", fold: str = "part3", devic
     (`shared.rows.run_rows`; the summary records it)."""
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
+    check_jobs(jobs)
     names = MODELS.names() if models is None else [MODELS.get(m).name for m in models]
     if not names and not data_only:
         raise UserError("--models: name at least one model (--data-only prepares the data without training)")

@@ -35,7 +35,7 @@ from retrieval.train import train
 from shared.errors import UserError
 from shared.io import atomic_open, atomic_path, write_json
 from shared.provenance import code_version, config_sha256, describe_version
-from shared.rows import jobs_note, run_rows
+from shared.rows import check_jobs, jobs_note, run_rows
 
 log = logging.getLogger(__name__)
 
@@ -221,8 +221,7 @@ def run_default(out: str | Path = "runs/retrieval-default", device: str = "auto"
     `jobs` rows train at a time (`shared.rows.run_rows`; the table records it)."""
     if mode not in MODES:
         raise UserError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
+    check_jobs(jobs)
     planned = runs(models)
     if not planned and not data_only:
         raise UserError("--models: name at least one model (--data-only prepares the data without training)")

@@ -37,6 +37,12 @@ def threads_per_job(jobs: int) -> int:
     return max(1, cpu_cores() // max(1, jobs))
 
 
+def check_jobs(jobs: int) -> None:
+    """A one-line error for a job count below 1 (the default runs check it before generating any data)."""
+    if jobs < 1:
+        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
+
+
 def jobs_note(summary: dict[str, Any]) -> str:
     """How a default run's rows were run, for its provenance line (the thread count can move the last digits)."""
     jobs = int(summary.get("jobs", 1))
@@ -64,8 +70,7 @@ def run_rows(work: Callable[..., Any], items: Sequence[tuple[Any, ...]], jobs: i
     With ``jobs > 1`` the items at the indices `start_first` are started before the others (the longest
     rows first, so the last one does not run alone), and with `show_progress` one bar counts the finished
     rows (the rows' own bars are the caller's to switch off: two processes would draw over each other)."""
-    if jobs < 1:
-        raise UserError(f"--jobs {jobs}: run at least 1 model at a time")
+    check_jobs(jobs)
     if jobs == 1 or not items:
         return [work(*item) for item in items]
     threads = threads_per_job(jobs)  # from `jobs`, not from the row count: a row's numbers do not depend on its neighbours
