@@ -82,19 +82,41 @@ class AttentionLSTMDecoder(nn.Module):
         h, c = self.cell(torch.cat([words.embedding(previous), context], dim=-1), (h, c))
         return h, c, alpha, context
 
-    def forward(self, features: torch.Tensor, inputs: torch.Tensor,
-                words: WordLayer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, features: torch.Tensor, inputs: torch.Tensor, words: WordLayer,
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher forcing: `features` (B, N, d), `inputs` (B, T) = the target sequence without its
-        last id → word logits (B, T, vocab), attention (B, T, N) and contexts α_t V (B, T, d)."""
+        last id → word logits (B, T, vocab), attention (B, T, N) and contexts α_t V (B, T, d).
+
+        With `lengths` (B,), the number of target ids each row is scored on, a row stops being
+        stepped after its last one ("decode lengths", as in Show, Attend and Tell): its later
+        states, attention and contexts are zeros, which no loss reads (they sit under ``<pad>``
+        targets). The scored positions are the same as without `lengths`; only the work shrinks
+        (most descriptions are far shorter than the longest in a batch)."""
+        batch, steps = inputs.shape
+        if lengths is None:
+            order, active = None, [batch] * steps
+        else:
+            lengths = lengths.clamp(0, steps)
+            order = torch.argsort(lengths, descending=True, stable=True)
+            features, inputs = features[order], inputs[order]
+            counts = torch.bincount(lengths, minlength=steps + 1).flip(0).cumsum(0).flip(0)   # rows with length ≥ k
+            active = counts[1:steps + 1].tolist()                                                   # rows still running at t
         keys, h, c = self._start(features)
         states, alphas, contexts = [], [], []
-        for t in range(inputs.shape[1]):
-            h, c, alpha, context = self._step(words, inputs[:, t], features, keys, h, c)
+        for t in range(steps):
+            n = active[t]
+            if n == 0:
+                break
+            h, c, alpha, context = self._step(words, inputs[:n, t], features[:n], keys[:n], h[:n], c[:n])
             states.append(h)
             alphas.append(alpha)
             contexts.append(context)
-        logits = words(self.dropout(torch.stack(states, dim=1)))
-        return logits, torch.stack(alphas, dim=1), torch.stack(contexts, dim=1)
+        stacked = [_stack_padded(x, batch, steps) for x in (states, alphas, contexts)]
+        if order is not None:
+            unsort = torch.argsort(order)
+            stacked = [x[unsort] for x in stacked]
+        hidden, attention, context = stacked
+        return words(self.dropout(hidden)), attention, context
 
     @torch.no_grad()
     def greedy(self, features: torch.Tensor, start: torch.Tensor, max_len: int, words: WordLayer,
@@ -158,3 +180,12 @@ class AttentionLSTMDecoder(nn.Module):
         best = scores.argmax(dim=-1)
         pick = torch.arange(batch, device=start.device)
         return Decoded(history[pick, best], scores[pick, best], attention[pick, best])
+
+
+def _stack_padded(rows: list[torch.Tensor], batch: int, steps: int) -> torch.Tensor:
+    """Per-step tensors (n_t, ...) with n_t non-increasing → (batch, steps, ...), zeros past each row's end."""
+    full = [x if x.shape[0] == batch else torch.cat([x, x.new_zeros(batch - x.shape[0], *x.shape[1:])]) for x in rows]
+    out = torch.stack(full, dim=1)
+    if out.shape[1] < steps:
+        out = torch.cat([out, out.new_zeros(batch, steps - out.shape[1], *out.shape[2:])], dim=1)
+    return out

@@ -273,7 +273,8 @@ class VLFAU(FAUModel):
             return None
         tokens = trim(tokens[keep], self.vocab.pad)
         features = outputs["au_features"].flatten(0, 1)[keep]
-        logits, _, _ = self.local_decoder(features, tokens[:, :-1], self._words("local"))
+        logits, _, _ = self.local_decoder(features, tokens[:, :-1], self._words("local"),
+                                          lengths=(tokens[:, 1:] != self.vocab.pad).sum(dim=1))
         return logits, tokens[:, 1:]
 
     def _global_forced(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
@@ -284,7 +285,8 @@ class VLFAU(FAUModel):
         if not bool(keep.any()):
             return None
         tokens = trim(tokens[keep], self.vocab.pad)
-        logits, _, contexts = self.global_decoder(outputs["features"][keep], tokens[:, :-1], self._words("global"))
+        logits, _, contexts = self.global_decoder(outputs["features"][keep], tokens[:, :-1], self._words("global"),
+                                                  lengths=(tokens[:, 1:] != self.vocab.pad).sum(dim=1))
         mask = (tokens[:, 1:] != self.vocab.pad).to(contexts.dtype).unsqueeze(-1)
         averaged = (contexts * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)    # z = 1/T Σ α_t V
         return logits, tokens[:, 1:], averaged, keep

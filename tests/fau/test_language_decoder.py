@@ -74,6 +74,30 @@ def test_decoder_shapes_and_attention_is_a_distribution() -> None:
     torch.testing.assert_close(context, torch.einsum("btn,bnd->btd", alpha, features))
 
 
+def test_decode_lengths_change_no_scored_position_or_gradient() -> None:
+    """With `lengths` each row stops after its last scored id: the logits, attention and contexts of
+    every scored position and all gradients equal the full-length run; later positions are zeros."""
+    decoder, words = toy(seed=5)
+    features = torch.randn(5, POSITIONS, FEATURES, requires_grad=True)
+    inputs = torch.randint(3, VOCAB, (5, 7))
+    lengths = torch.tensor([3, 7, 1, 5, 3])
+    scored = torch.arange(7)[None, :] < lengths[:, None]
+    results = []
+    for given in (None, lengths):
+        decoder.zero_grad()
+        features.grad = None
+        logits, alpha, context = decoder(features, inputs, words, lengths=given)
+        (logits.log_softmax(-1)[scored].sum() + context[scored].pow(2).sum()).backward()
+        results.append((logits, alpha, context, features.grad.clone(), decoder.cell.weight_ih.grad.clone()))
+    (full_logits, full_alpha, full_context, full_grad, full_wgrad), (logits, alpha, context, grad, wgrad) = results
+    torch.testing.assert_close(logits[scored], full_logits[scored])
+    torch.testing.assert_close(alpha[scored], full_alpha[scored])
+    torch.testing.assert_close(context[scored], full_context[scored])
+    assert alpha[~scored].abs().sum() == 0 and context[~scored].abs().sum() == 0
+    torch.testing.assert_close(grad, full_grad)
+    torch.testing.assert_close(wgrad, full_wgrad)
+
+
 def test_teacher_forced_argmax_equals_greedy_tokens() -> None:
     decoder, words = toy(seed=3)
     features, start = torch.randn(4, POSITIONS, FEATURES), torch.full((4,), BOS_ID)

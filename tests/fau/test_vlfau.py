@@ -96,12 +96,14 @@ def test_total_loss_reaches_every_parameter() -> None:
 
 
 def test_overfits_16_images() -> None:
-    """The joint loss falls by >= 90% on 16 fixed images (sentences cut to 8 tokens to keep it fast)."""
+    """The joint loss falls by >= 90% on 16 fixed images (sentences cut to 8 tokens to keep it fast).
+    At lr 3e-3 the loss falls smoothly (~80 steps); at 1e-2 it oscillates and whether it crosses the mark
+    within a fixed step count hangs on float rounding."""
     model = build("model.language.dropout=0.0", "model.language.local_max_len=8", "model.language.global_max_len=8")
     batch = make_batch(model, 16)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     first = last = None
-    for _ in range(80):
+    for _ in range(150):
         losses = model.training_losses(model(batch["image"]), batch)
         first = first or {k: v.item() for k, v in losses.items()}
         last = {k: v.item() for k, v in losses.items()}
