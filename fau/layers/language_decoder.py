@@ -99,8 +99,7 @@ class AttentionLSTMDecoder(nn.Module):
             lengths = lengths.clamp(0, steps)
             order = torch.argsort(lengths, descending=True, stable=True)
             features, inputs = features[order], inputs[order]
-            counts = torch.bincount(lengths, minlength=steps + 1).flip(0).cumsum(0).flip(0)   # rows with length ≥ k
-            active = counts[1:steps + 1].tolist()                                                   # rows still running at t
+            active = (lengths > torch.arange(steps, device=lengths.device)[:, None]).sum(dim=1).tolist()  # rows still running at t
         keys, h, c = self._start(features)
         states, alphas, contexts = [], [], []
         for t in range(steps):

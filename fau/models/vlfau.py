@@ -273,9 +273,10 @@ class VLFAU(FAUModel):
             return None
         tokens = trim(tokens[keep], self.vocab.pad)
         features = outputs["au_features"].flatten(0, 1)[keep]
+        targets = tokens[:, 1:]
         logits, _, _ = self.local_decoder(features, tokens[:, :-1], self._words("local"),
-                                          lengths=(tokens[:, 1:] != self.vocab.pad).sum(dim=1))
-        return logits, tokens[:, 1:]
+                                          lengths=(targets != self.vocab.pad).sum(dim=1))
+        return logits, targets
 
     def _global_forced(self, outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
@@ -285,11 +286,13 @@ class VLFAU(FAUModel):
         if not bool(keep.any()):
             return None
         tokens = trim(tokens[keep], self.vocab.pad)
+        targets = tokens[:, 1:]
+        scored = targets != self.vocab.pad
         logits, _, contexts = self.global_decoder(outputs["features"][keep], tokens[:, :-1], self._words("global"),
-                                                  lengths=(tokens[:, 1:] != self.vocab.pad).sum(dim=1))
-        mask = (tokens[:, 1:] != self.vocab.pad).to(contexts.dtype).unsqueeze(-1)
+                                                  lengths=scored.sum(dim=1))
+        mask = scored.to(contexts.dtype).unsqueeze(-1)
         averaged = (contexts * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)    # z = 1/T Σ α_t V
-        return logits, tokens[:, 1:], averaged, keep
+        return logits, targets, averaged, keep
 
     def _gau_logits(self, z: torch.Tensor) -> torch.Tensor:
         """L_Gau's AU classifier on z: its own Linear(d → A), or the main per-AU classifier ("a shared
